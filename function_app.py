@@ -1,0 +1,26 @@
+"""Azure Functions entry point: triggers wired to the code in `shared/`, and nothing else."""
+
+import azure.functions as func
+
+from shared import host
+
+app = func.FunctionApp()
+
+
+@app.event_hub_message_trigger(
+    arg_name="events",
+    event_hub_name="%SIGNIN_EVENTHUB_NAME%",
+    connection="EventHubConnection",
+    consumer_group="%SIGNIN_EVENTHUB_CONSUMER_GROUP%",
+    cardinality=func.Cardinality.MANY,
+    data_type=func.DataType.BINARY,
+)
+def ingest_signins(events: list[func.EventHubEvent]) -> None:
+    """Judge each sign-in as its records arrive."""
+    host.handle_events(events)
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False, use_monitor=True)
+def settle_signins(timer: func.TimerRequest) -> None:
+    """Close the settle window of sign-ins whose requests stopped coming."""
+    host.handle_timer()

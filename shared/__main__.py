@@ -1,0 +1,7 @@
+"""`python -m shared`: see shared/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

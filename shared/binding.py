@@ -1,0 +1,133 @@
+"""Token binding of one request: what Entra says, and what its Conditional Access policies say.
+
+Rules 2, 3 and 5 of README live here. The ranks let copies of a request, and the
+requests of a sign-in, merge with `max`: the worst binding and the strongest
+enforcement win.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class Binding(IntEnum):
+    """Worst is highest, so `max` merges copies (rule 6)."""
+
+    NOT_EVALUATED = 0
+    BOUND = 1
+    UNBOUND = 2
+
+    @property
+    def label(self) -> str:
+        return _BINDING_LABELS[self]
+
+
+_BINDING_LABELS = {Binding.NOT_EVALUATED: "not_evaluated", Binding.BOUND: "bound", Binding.UNBOUND: "unbound"}
+
+
+class Enforcement(IntEnum):
+    """Strongest is highest, so `max` merges copies and requests."""
+
+    NONE = 0
+    REPORT_ONLY = 1
+    ENFORCED = 2
+
+    @property
+    def label(self) -> str:
+        return _ENFORCEMENT_LABELS[self]
+
+    @classmethod
+    def from_label(cls, label: str) -> Enforcement:
+        return _ENFORCEMENT_BY_LABEL[label]
+
+
+_ENFORCEMENT_LABELS = {
+    Enforcement.NONE: "none",
+    Enforcement.REPORT_ONLY: "report_only",
+    Enforcement.ENFORCED: "enforced",
+}
+_ENFORCEMENT_BY_LABEL = {v: k for k, v in _ENFORCEMENT_LABELS.items()}
+
+# The session control was renamed in June 2023; both names appear in real data.
+TOKEN_PROTECTION_CONTROLS = frozenset({"signintokenprotection", "binding"})
+# Results under which a policy did not apply to the request at all.
+NOT_APPLIED_RESULTS = frozenset({"notapplied", "reportonlynotapplied", "notenabled"})
+ENFORCED_RESULTS = frozenset({"success", "failure"})
+
+
+def status_of(details: Any) -> tuple[Binding, int | None]:
+    """Read `tokenProtectionStatusDetails`: its binding and its status code (rules 2 and 4)."""
+    if not isinstance(details, dict):
+        return Binding.NOT_EVALUATED, None
+    raw = details.get("signInSessionStatus")
+    binding = Binding.NOT_EVALUATED
+    if isinstance(raw, str):
+        lowered = raw.lower()
+        if lowered == "unbound":
+            binding = Binding.UNBOUND
+        elif lowered == "bound":
+            binding = Binding.BOUND
+    return binding, code_of(details.get("signInSessionStatusCode"))
+
+
+def code_of(raw: Any) -> int | None:
+    """A status code as an int; digits in a string count, anything else is no code."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.isdigit() and text.isascii():
+            return int(text)
+    return None
+
+
+class PolicyView:
+    """What the token protection policies of one request say (rules 3 and 5)."""
+
+    __slots__ = ("enforcement", "not_satisfied", "results")
+
+    def __init__(self) -> None:
+        self.enforcement = Enforcement.NONE
+        self.not_satisfied = False
+        self.results: list[tuple[str, str, bool]] = []
+
+
+def read_policies(policies: Any) -> PolicyView:
+    """Walk `appliedConditionalAccessPolicies` once, looking only at token protection policies."""
+    view = PolicyView()
+    if not isinstance(policies, list):
+        return view
+    for policy in policies:
+        if not isinstance(policy, dict) or not _has_token_protection(policy.get("enforcedSessionControls")):
+            continue
+        result = policy.get("result")
+        result = result.lower() if isinstance(result, str) else ""
+        if result in NOT_APPLIED_RESULTS:
+            continue
+        blocked = _has_token_protection(policy.get("sessionControlsNotSatisfied"))
+        view.not_satisfied = view.not_satisfied or blocked
+        view.enforcement = max(view.enforcement, _enforcement_of(result))
+        name = policy.get("displayName")
+        view.results.append((name if isinstance(name, str) else "", result, blocked))
+    return view
+
+
+def _enforcement_of(result: str) -> Enforcement:
+    if result in ENFORCED_RESULTS:
+        return Enforcement.ENFORCED
+    if result.startswith("reportonly"):
+        # reportOnlyNotApplied was filtered out before; every other reportOnly* counts.
+        return Enforcement.REPORT_ONLY
+    return Enforcement.NONE
+
+
+def _has_token_protection(controls: Any) -> bool:
+    if isinstance(controls, str):
+        # Graph renders collections as comma strings in places; accept that drift too.
+        controls = controls.split(",")
+    if not isinstance(controls, list):
+        return False
+    return any(isinstance(c, str) and c.strip().lower() in TOKEN_PROTECTION_CONTROLS for c in controls)

@@ -1,0 +1,112 @@
+"""`python -m shared ...`: the command line for the people who act on the verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from .pipeline import Pipeline
+from .replay import InputError, Replay, check_paths, dumps, messages_from, rejection_record
+from .settings import ConfigurationError, Settings, load_settings
+from .store import MemoryStore, SignInStore
+
+log = logging.getLogger("bindwatch.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared", description="bindwatch: Token Protection verdicts")
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay = commands.add_parser("replay", help="judge message files offline, as the function would")
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="JSON-lines file, one-body file, directory or -")
+    replay.add_argument("--format", choices=["jsonl", "table"], default="table")
+    replay.add_argument("--store", choices=["memory"], default="memory", help="where sign-ins are kept")
+    replay.add_argument("--settle-minutes", type=float, help="override SETTLE_MINUTES")
+    replay.add_argument("--batch", type=_positive, default=10, help="messages per batch (as an invocation)")
+    replay.add_argument("--rejected", metavar="PATH", help="write rejected input here as JSON lines")
+    replay.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="bindwatch: %(message)s")
+    out = stdout or sys.stdout
+    try:
+        settings = load_settings()
+        if args.command == "replay":
+            return run_replay(args, settings, out)
+    except ConfigurationError as error:
+        print(f"bindwatch: {error}", file=sys.stderr)
+        return 2
+    except InputError as error:
+        print(f"bindwatch: {error}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def open_store(kind: str, settings: Settings) -> SignInStore:
+    return MemoryStore()
+
+
+def run_replay(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
+    paths = check_paths(args.paths)
+    settle = args.settle_minutes if args.settle_minutes is not None else settings.settle_minutes
+    if settle <= 0:
+        raise ConfigurationError("--settle-minutes must be above 0")
+    pipeline = Pipeline(open_store(args.store, settings), settle * 60.0)
+    replay = Replay(pipeline, batch_size=args.batch)
+    rejected = open(args.rejected, "w", encoding="utf-8") if args.rejected else None  # noqa: SIM115
+    table = args.format == "table"
+    try:
+        if table:
+            print(_TABLE_HEADER, file=out)
+        for outcome in replay.run(messages_from(paths)):
+            for rejection in outcome.rejections:
+                print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
+                if rejected:
+                    rejected.write(dumps(rejection_record(rejection)) + "\n")
+            for line in outcome.lines:
+                print(_row(line) if table else dumps(line), file=out)
+    finally:
+        if rejected:
+            rejected.close()
+    summary = replay.summary()
+    print(_summary_text(summary) if table else dumps(summary), file=out)
+    return 0
+
+
+_TABLE_HEADER = (
+    f"{'VERDICT':<12}{'ENFORCEMENT':<13}{'REQ':>4}{'UNB':>4}  {'CODES':<12}{'USER':<28}{'APPS':<30}CORRELATION ID"
+)
+
+
+def _row(line: dict[str, Any]) -> str:
+    if line.get("type") == "verdict":
+        codes = ",".join(str(c) for c in line["status_codes"]) or "-"
+        apps = ", ".join(line["apps"])[:29]
+        return (
+            f"{line['verdict']:<12}{line['enforcement']:<13}{line['requests']:>4}{line['unbound_requests']:>4}  "
+            f"{codes:<12}{line['user'][:27]:<28}{apps:<30}{line['correlation_id']}"
+        )
+    if line.get("type") == "alert":
+        return f"ALERT {line.get('status', '').upper()}: {line.get('title') or line.get('rule')} at {line.get('at')}"
+    return dumps(line)
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    parts = [
+        f"{summary['signins']} sign-ins from {summary['records']} records",
+        f"{summary['unbound']} unbound, {summary['bound']} bound, {summary['unevaluated']} unevaluated",
+        f"{summary['duplicates']} duplicate copies, {summary['skipped']} skipped, {summary['rejected']} rejected",
+    ]
+    return "\n" + "; ".join(parts)

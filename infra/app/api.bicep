@@ -1,0 +1,204 @@
+// The bindwatch Function App on Flex Consumption (FC1): Python 3.11, runs as the user-assigned identity, and
+// reaches storage, Event Hubs, Key Vault and Application Insights with that identity only (no keys anywhere).
+param planName string
+param appName string
+param location string
+param tags object
+
+param identityId string
+param identityClientId string
+
+param storageAccountName string
+param storageBlobEndpoint string
+param deploymentContainerName string
+
+param eventHubFullyQualifiedNamespace string
+param eventHubName string
+param consumerGroupName string
+
+param applicationInsightsConnectionString string
+
+@description('https://<vault>.vault.azure.net/ (with the trailing slash), for the Key Vault references.')
+param keyVaultUri string
+param hasTeamsWebhookUrl bool = false
+param hasWebhookUrl bool = false
+param hasWebhookSecret bool = false
+param hasPagerDutyRoutingKey bool = false
+param teamsWebhookUrlSecretName string
+param webhookUrlSecretName string
+param webhookSecretSecretName string
+param pagerDutyRoutingKeySecretName string
+
+param settleMinutes int = 10
+param retentionDays int = 7
+param rejectedContainerName string = 'bindwatch-rejected'
+param rulesFile string = 'rules.toml'
+param alertPagerDutyUrl string = 'https://events.pagerduty.com/v2/enqueue'
+
+@description('Flex Consumption instance memory: 512, 2048 or 4096 MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound on instances. Event Hubs target-based scaling uses at most one instance per partition.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Flex Consumption zone redundancy exists only in some regions and is left off so the template deploys anywhere Flex does; during a zone outage events wait in the Event Hub (3-day retention) and processing resumes from the checkpoints.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Inbound public access stays on: azd / `az functionapp deploy` publish through the app's scm endpoint, and people open BINDWATCH_PUBLIC_URL links from alerts. Closing it needs a private endpoint and a private deployment path (not in this template). The triggers are Event Hubs and timer, which need no inbound access.
+  // checkov:skip=CKV_AZURE_17: Required client certificates would lock out the people following BINDWATCH_PUBLIC_URL links and the portal's function views; no HTTP caller of bindwatch presents a certificate.
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers is an App Service plan setting; Flex Consumption scales per app from zero (Event Hubs target-based scaling), and the hub buffers events while an instance starts.
+  // checkov:skip=CKV_AZURE_213: A health-check path is an App Service load-balancer feature for HTTP apps; bindwatch's work is Event Hubs and timer triggers, whose instances the Flex scale controller manages.
+  name: appName
+  location: location
+  // azd deploys the code of service 'api' (azure.yaml) to the resource carrying this tag.
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    // Key Vault references resolve with the user-assigned identity (default would be a system identity).
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      // No browser origin may call the app.
+      cors: {
+        allowedOrigins: []
+      }
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// No FTP and no basic-auth (publishing profile) deployments: azd and `az functionapp deployment` use Entra ID.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// App settings. Names are the aliases in shared/settings.py (tests/test_infra.py holds the two sides together).
+// On Flex Consumption there is no FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION: functionAppConfig
+// carries the runtime.
+// ---------------------------------------------------------------------------------------------------------------
+var hostSettings = {
+  // Host storage with the identity. accountName = public-cloud default DNS for blob, queue and table.
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Event Hubs trigger connection (connection="EventHubConnection" in function_app.py).
+  EventHubConnection__fullyQualifiedNamespace: eventHubFullyQualifiedNamespace
+  EventHubConnection__credential: 'managedidentity'
+  EventHubConnection__clientId: identityClientId
+  // Entra-authenticated telemetry (the component has local auth disabled).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+var bindwatchSettings = {
+  SIGNIN_EVENTHUB_NAME: eventHubName
+  SIGNIN_EVENTHUB_CONSUMER_GROUP: consumerGroupName
+  SETTLE_MINUTES: string(settleMinutes)
+  RETENTION_DAYS: string(retentionDays)
+  REJECTED_CONTAINER: rejectedContainerName
+  RULES_FILE: rulesFile
+  ALERT_PAGERDUTY_URL: alertPagerDutyUrl
+  BINDWATCH_PUBLIC_URL: 'https://${functionApp.properties.defaultHostName}'
+}
+
+// Secret destinations: Key Vault references (no version: the platform picks up a new version within 24 h),
+// present only when a value was deployed to the vault.
+var teamsSetting = hasTeamsWebhookUrl ? {
+  ALERT_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${teamsWebhookUrlSecretName}/)'
+} : {}
+var webhookUrlSetting = hasWebhookUrl ? {
+  ALERT_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${webhookUrlSecretName}/)'
+} : {}
+var webhookSecretSetting = hasWebhookSecret ? {
+  ALERT_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${webhookSecretSecretName}/)'
+} : {}
+var pagerDutySetting = hasPagerDutyRoutingKey ? {
+  ALERT_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${pagerDutyRoutingKeySecretName}/)'
+} : {}
+
+// A separate appsettings resource (Microsoft's pattern for Key Vault references): it can use the site's own
+// defaultHostName, and main.bicep orders it after the role assignments.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // The checks below read properties of the 'web' config resource (site configuration); Checkov applies them
+  // to every Microsoft.Web/sites/config, including this 'appsettings' name/value dictionary, where they cannot apply.
+  // checkov:skip=CKV_AZURE_13: Applies to config 'authsettings'/'web', not 'appsettings'. bindwatch serves no authenticated HTTP API (Event Hubs and timer triggers).
+  // checkov:skip=CKV_AZURE_63: Applies to config 'web' (IIS-style HTTP logs), not 'appsettings'. Telemetry goes to Application Insights.
+  // checkov:skip=CKV_AZURE_65: Applies to config 'web', not 'appsettings'. Detailed error pages are an IIS feature; errors go to Application Insights.
+  // checkov:skip=CKV_AZURE_66: Applies to config 'web', not 'appsettings'. Failed request tracing is an IIS feature; requests are traced in Application Insights.
+  // checkov:skip=CKV_AZURE_80: Applies to config 'web' of .NET apps; this is a Python app and 'appsettings' has no netFrameworkVersion.
+  // checkov:skip=CKV_AZURE_88: Azure Files mounts are not used: Flex Consumption runs the package from blob storage (functionAppConfig.deployment).
+  // checkov:skip=CKV_AZURE_222: Applies to the site (publicNetworkAccess), not 'appsettings'; see the reason on functionApp.
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(hostSettings, bindwatchSettings, teamsSetting, webhookUrlSetting, webhookSecretSetting, pagerDutySetting)
+}
+
+output name string = functionApp.name
+output id string = functionApp.id
+output defaultHostName string = functionApp.properties.defaultHostName

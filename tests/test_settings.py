@@ -1,0 +1,48 @@
+"""One validated configuration: bad values stop the start naming the setting, never echoing a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import ConfigurationError, load_settings
+
+
+def test_defaults_serve_without_configuration() -> None:
+    settings = load_settings()
+    assert settings.settle_minutes == 10 and settings.retention_days == 7
+    assert settings.eventhub_name == "insights-logs-signinlogs"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SETTLE_MINUTES", "-1"),
+        ("SETTLE_MINUTES", "ten"),
+        ("RETENTION_DAYS", "0"),
+        ("ALERT_PAGERDUTY_URL", "ftp://example"),
+        ("REJECTED_CONTAINER", "Bad_Name"),
+        ("STATE_TABLE_PREFIX", "1abc"),
+    ],
+)
+def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=f"setting {name}:"):
+        load_settings()
+
+
+def test_secrets_never_appear_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "https://prod.example/workflows/abc?sig=TOPSECRET"
+    monkeypatch.setenv("ALERT_TEAMS_WEBHOOK_URL", secret)
+    monkeypatch.setenv("SETTLE_MINUTES", "x")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "TOPSECRET" not in str(caught.value)
+    monkeypatch.setenv("SETTLE_MINUTES", "5")
+    settings = load_settings()
+    assert "TOPSECRET" not in repr(settings)
+    assert settings.teams_webhook_url is not None and settings.teams_webhook_url.get_secret_value() == secret
+
+
+def test_empty_app_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "")
+    assert load_settings().webhook_url is None

@@ -51,6 +51,7 @@ _ENFORCEMENT_BY_LABEL = {v: k for k, v in _ENFORCEMENT_LABELS.items()}
 
 # The session control was renamed in June 2023; both names appear in real data.
 TOKEN_PROTECTION_CONTROLS = frozenset({"signintokenprotection", "binding"})
+_EXACT_CONTROLS = frozenset({"SignInTokenProtection", "Binding"})
 # Results under which a policy did not apply to the request at all.
 NOT_APPLIED_RESULTS = frozenset({"notapplied", "reportonlynotapplied", "notenabled"})
 ENFORCED_RESULTS = frozenset({"success", "failure"})
@@ -96,12 +97,19 @@ class PolicyView:
 
 
 def read_policies(policies: Any) -> PolicyView:
-    """Walk `appliedConditionalAccessPolicies` once, looking only at token protection policies."""
+    """Walk `appliedConditionalAccessPolicies` once, looking only at token protection policies.
+
+    A record lists every policy of the tenant (~30), so this loop is the hot path:
+    most entries are rejected on their empty session controls without a call.
+    """
     view = PolicyView()
-    if not isinstance(policies, list):
+    if type(policies) is not list:
         return view
     for policy in policies:
-        if not isinstance(policy, dict) or not _has_token_protection(policy.get("enforcedSessionControls")):
+        if type(policy) is not dict:
+            continue
+        controls = policy.get("enforcedSessionControls")
+        if not controls or not _has_token_protection(controls):
             continue
         result = policy.get("result")
         result = result.lower() if isinstance(result, str) else ""
@@ -128,6 +136,11 @@ def _has_token_protection(controls: Any) -> bool:
     if isinstance(controls, str):
         # Graph renders collections as comma strings in places; accept that drift too.
         controls = controls.split(",")
-    if not isinstance(controls, list):
+    if type(controls) is not list:
         return False
-    return any(isinstance(c, str) and c.strip().lower() in TOKEN_PROTECTION_CONTROLS for c in controls)
+    for control in controls:
+        if control in _EXACT_CONTROLS:
+            return True
+        if isinstance(control, str) and control.strip().lower() in TOKEN_PROTECTION_CONTROLS:
+            return True
+    return False

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .clock import Clock, SystemClock, advance, idle_clock
-from .record import Message, Reading, Rejection, read_message
+from .record import Message, Rejection, read_message
 from .request import Request, judge
 from .signin import SignIn
 from .store import SignInStore, Update
@@ -82,19 +82,20 @@ class Pipeline:
     def ingest(self, messages: Iterable[Message]) -> Outcome:
         """Judge a batch of messages, fold it into the store, and settle what is due."""
         tally = Tally()
-        reading = Reading()
+        rejections: list[Rejection] = []
         wall = self.wall.now()
         state = self.store.load_clock()
         requests: list[Request] = []
         for message in messages:
+            # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
             tally.messages += 1
-            start = len(reading.accepted)
-            read_message(message, reading)
+            reading = read_message(message)
             fallback = message.origin.enqueued_time or (state.watermark if state else wall)
-            requests.extend(judge(accepted, fallback) for accepted in reading.accepted[start:])
+            requests.extend([judge(accepted, fallback) for accepted in reading.accepted])
+            tally.skipped.update(reading.skipped)
+            rejections.extend(reading.rejections)
         tally.records = len(requests)
-        tally.skipped = reading.skipped
-        tally.rejected = len(reading.rejections)
+        tally.rejected = len(rejections)
         new_state = advance(state, [r.at for r in requests], wall)
         if new_state is not state and new_state is not None:
             self.store.save_clock(new_state)
@@ -106,7 +107,7 @@ class Pipeline:
             tally.signins += update.created
             tally.reopened += update.reopened
         outcome = self._settle(requests, updates, clock, tally)
-        outcome.rejections = reading.rejections
+        outcome.rejections = rejections
         return outcome
 
     def tick(self) -> Outcome:

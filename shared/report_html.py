@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+_ROWS = 25  # users listed in the page; the JSON output has the longer list
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 _SERIES = (  # timeline series: key, label, colour
     ("bound", "Bound", "#2e7d32"),
@@ -40,7 +41,8 @@ h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{padding:5px 8px;border-bottom:1px solid #e5e8eb;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}td.n,th.n{text-align:right;white-space:nowrap}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:14px}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:14px}
+.grid table{font-size:12px}.grid th,.grid td{padding:4px 5px}
 .hint{background:#fff8e6;border:1px solid #e3b341;border-radius:6px;padding:10px 14px;margin:10px 0}
 .hint h3{margin-top:0;color:#9a6700}
 .apart{background:#fbfaf3;border:1px dashed #c9b458;border-radius:6px;padding:8px 14px 12px}
@@ -153,11 +155,11 @@ def _cards(f: dict[str, Any]) -> str:
 
 
 def _nice_max(value: int) -> int:
-    for step in (1, 2, 5):
-        for power in range(7):
-            candidate = step * 10**power
-            if candidate * 4 >= value:
-                return max(4, candidate * 4)
+    """The smallest round axis top (4 gridlines of 1, 2 or 5 x 10^n) at or above `value`."""
+    for power in range(10):
+        for step in (1, 2, 5):
+            if step * 10**power * 4 >= value:
+                return step * 10**power * 4
     return value
 
 
@@ -344,9 +346,9 @@ def _users(f: dict[str, Any]) -> str:
             + (" <span class='badge'>self-remediable</span>" if r["self_remediable_only"] else ""),
             _e(", ".join(r["apps"])),
         )
-        for r in u["would_break"]
+        for r in u["would_break"][:_ROWS]
     ]
-    more = _more(u["would_break_total"], len(u["would_break"]))
+    more = _more(u["would_break_total"], len(rows))
     ready = "".join(f"<div>{_e(r['user'])} <span class='muted'>({r['signins']:,})</span></div>" for r in u["ready"])
     return (
         f"<h2>Users who would break<span class='unit'>per user: at least one unbound sign-in, "

@@ -51,7 +51,7 @@ _ENFORCEMENT_BY_LABEL = {v: k for k, v in _ENFORCEMENT_LABELS.items()}
 
 # The session control was renamed in June 2023; both names appear in real data.
 TOKEN_PROTECTION_CONTROLS = frozenset({"signintokenprotection", "binding"})
-_EXACT_CONTROLS = frozenset({"SignInTokenProtection", "Binding"})
+_CONTROL_CACHE: dict[str, bool] = {}
 # Results under which a policy did not apply to the request at all.
 NOT_APPLIED_RESULTS = frozenset({"notapplied", "reportonlynotapplied", "notenabled"})
 ENFORCED_RESULTS = frozenset({"success", "failure"})
@@ -96,31 +96,46 @@ class PolicyView:
         self.results: list[tuple[str, str, bool]] = []
 
 
+# Most records name no token protection policy at all; they all share this (never mutated) answer.
+NO_POLICY = PolicyView()
+
+
 def read_policies(policies: Any) -> PolicyView:
     """Walk `appliedConditionalAccessPolicies` once, looking only at token protection policies.
 
     A record lists every policy of the tenant (~30), so this loop is the hot path:
     most entries are rejected on their empty session controls without a call.
     """
-    view = PolicyView()
     if type(policies) is not list:
-        return view
+        return NO_POLICY
+    view = NO_POLICY
     for policy in policies:
-        if type(policy) is not dict:
-            continue
-        controls = policy.get("enforcedSessionControls")
-        if not controls or not _has_token_protection(controls):
+        try:
+            controls = policy["enforcedSessionControls"]
+        except (KeyError, TypeError, IndexError):
+            continue  # not a policy object, or no session controls
+        if not controls or _plainly_other(controls) or not _has_token_protection(controls):
             continue
         result = policy.get("result")
         result = result.lower() if isinstance(result, str) else ""
         if result in NOT_APPLIED_RESULTS:
             continue
+        if view is NO_POLICY:
+            view = PolicyView()
         blocked = _has_token_protection(policy.get("sessionControlsNotSatisfied"))
         view.not_satisfied = view.not_satisfied or blocked
         view.enforcement = max(view.enforcement, _enforcement_of(result))
         name = policy.get("displayName")
         view.results.append((name if isinstance(name, str) else "", result, blocked))
     return view
+
+
+def _plainly_other(controls: Any) -> bool:
+    """The common case decided without a loop: one control, already known not to be token protection."""
+    if type(controls) is list and len(controls) == 1:
+        first = controls[0]
+        return type(first) is str and _CONTROL_CACHE.get(first) is False
+    return False
 
 
 def _enforcement_of(result: str) -> Enforcement:
@@ -133,14 +148,24 @@ def _enforcement_of(result: str) -> Enforcement:
 
 
 def _has_token_protection(controls: Any) -> bool:
-    if isinstance(controls, str):
+    if type(controls) is str:
         # Graph renders collections as comma strings in places; accept that drift too.
         controls = controls.split(",")
-    if type(controls) is not list:
+    elif type(controls) is not list:
         return False
     for control in controls:
-        if control in _EXACT_CONTROLS:
-            return True
-        if isinstance(control, str) and control.strip().lower() in TOKEN_PROTECTION_CONTROLS:
-            return True
+        if type(control) is str:
+            known = _CONTROL_CACHE.get(control)
+            if known is None:
+                known = _remember(control)
+            if known:
+                return True
     return False
+
+
+def _remember(control: str) -> bool:
+    """Control names repeat across every record; remember each verdict (bounded, input is untrusted)."""
+    verdict = control.strip().lower() in TOKEN_PROTECTION_CONTROLS
+    if len(_CONTROL_CACHE) < 1024:
+        _CONTROL_CACHE[control] = verdict
+    return verdict

@@ -52,13 +52,17 @@ def _intern(text: str) -> str:
     return sys.intern(text) if text else ""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Absorbed:
     """What folding one request into a sign-in changed."""
 
     duplicate: bool
     changed: bool  # False for a copy that adds nothing: redelivery must not reopen a final sign-in
     became_unbound: bool
+
+
+# The few possible answers, made once: absorb runs for every record on the hot path.
+_ABSORBED = {(d, c, u): Absorbed(d, c, u) for d in (False, True) for c in (False, True) for u in (False, True)}
 
 
 class SignIn:
@@ -75,6 +79,7 @@ class SignIn:
         "resources",
         "touched_at",
         "trust_type",
+        "unbound",
         "user",
     )
 
@@ -92,44 +97,48 @@ class SignIn:
         self.client_app = ""
         self.categories: tuple[str, ...] = ()
         self.finals = 0  # how many times it was declared final (a later request reopens it)
+        self.unbound = False  # any request unbound; never goes back (derivable, kept for the hot path)
 
     def absorb(self, request: Request, clock: float) -> Absorbed:
         """Fold one request in; `clock` is the event clock at arrival."""
-        was_unbound = self.is_unbound
         packed = _pack(request.binding, request.enforcement, request.code)
         previous = self.requests.get(request.id)
         merged = packed if previous is None else merge_copies(previous, packed)
         if merged == previous:
-            return Absorbed(duplicate=True, changed=False, became_unbound=False)
+            return _ABSORBED[True, False, False]
         self.requests[request.id] = merged
-        self._describe(request, earliest=request.at < self.first_seen)
-        self.first_seen = min(self.first_seen, request.at)
-        self.last_seen = max(self.last_seen, request.at)
-        self.touched_at = max(self.touched_at, clock, request.at)
-        return Absorbed(
-            duplicate=previous is not None, changed=True, became_unbound=not was_unbound and self.is_unbound
-        )
+        at = request.at
+        self._describe(request, earliest=at < self.first_seen)
+        self.first_seen = min(self.first_seen, at)
+        self.last_seen = max(self.last_seen, at)
+        self.touched_at = max(self.touched_at, clock, at)
+        became_unbound = not self.unbound and merged & 3 == Binding.UNBOUND
+        self.unbound = self.unbound or became_unbound
+        return _ABSORBED[previous is not None, True, became_unbound]
 
     def _describe(self, request: Request, earliest: bool) -> None:
         """Who and what device: the earliest request's values win, so arrival order does not matter."""
-        self.user = _pick(self.user, request.user, earliest)
-        self.os = _pick(self.os, request.os, earliest)
-        self.trust_type = _pick(self.trust_type, request.trust_type, earliest)
-        self.client_app = _pick(self.client_app, request.client_app, earliest)
-        self.apps = _add(self.apps, request.app)
-        self.resources = _add(self.resources, request.resource)
-        self.categories = _add(self.categories, request.category)
+        if earliest or not (self.user and self.os and self.trust_type and self.client_app):
+            self.user = _pick(self.user, request.user, earliest)
+            self.os = _pick(self.os, request.os, earliest)
+            self.trust_type = _pick(self.trust_type, request.trust_type, earliest)
+            self.client_app = _pick(self.client_app, request.client_app, earliest)
+        if request.app not in self.apps:
+            self.apps = _add(self.apps, request.app)
+        if request.resource not in self.resources:
+            self.resources = _add(self.resources, request.resource)
+        if request.category not in self.categories:
+            self.categories = _add(self.categories, request.category)
 
     @property
     def is_unbound(self) -> bool:
-        return any(p & 3 == Binding.UNBOUND for p in self.requests.values())
+        return self.unbound
 
     @property
     def verdict(self) -> str:
-        bindings = {p & 3 for p in self.requests.values()}
-        if Binding.UNBOUND in bindings:
+        if self.unbound:
             return UNBOUND
-        if Binding.BOUND in bindings:
+        if any(p & 3 == Binding.BOUND for p in self.requests.values()):
             return BOUND
         return UNEVALUATED
 
@@ -183,6 +192,7 @@ class SignIn:
         signin.client_app = state.get("client_app", "")
         signin.categories = tuple(state.get("categories", ()))
         signin.finals = int(state.get("finals", 0))
+        signin.unbound = any(p & 3 == Binding.UNBOUND for p in signin.requests.values())
         return signin
 
     def __repr__(self) -> str:

@@ -54,6 +54,10 @@ class SignInStore(Protocol):
 
     def signins(self) -> Iterator[SignIn]: ...
 
+    def expire(self, before: float) -> int:
+        """Retention: remove final sign-ins last touched before `before`; say how many."""
+        ...
+
     def load_clock(self) -> ClockState | None: ...
 
     def save_clock(self, state: ClockState) -> None:
@@ -76,6 +80,7 @@ def fold(signin: SignIn | None, correlation_id: str, requests: Sequence[Request]
     new_requests = duplicates = 0
     changed = False
     unbound_at = None
+    first_at = float("inf")
     for request in requests:
         absorbed = current.absorb(request, clock)
         duplicates += absorbed.duplicate
@@ -83,6 +88,7 @@ def fold(signin: SignIn | None, correlation_id: str, requests: Sequence[Request]
         changed = changed or absorbed.changed
         if absorbed.became_unbound:
             unbound_at = request.at
+        first_at = min(first_at, request.at)
     return Update(
         signin=current,
         changed=changed,
@@ -91,7 +97,7 @@ def fold(signin: SignIn | None, correlation_id: str, requests: Sequence[Request]
         new_requests=new_requests,
         duplicates=duplicates,
         reopened=reopened and changed,
-        first_at=min(r.at for r in requests),
+        first_at=first_at,
         unbound_at=unbound_at,
     )
 
@@ -154,6 +160,12 @@ class MemoryStore:
 
     def signins(self) -> Iterator[SignIn]:
         return iter(list(self._signins.values()))
+
+    def expire(self, before: float) -> int:
+        expired = [c for c, s in self._signins.items() if c not in self._open and s.touched_at < before]
+        for correlation_id in expired:
+            del self._signins[correlation_id]
+        return len(expired)
 
     def open_count(self) -> int:
         return len(self._open)

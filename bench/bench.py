@@ -1,0 +1,149 @@
+"""`make bench`: bindwatch's speed and cost against the limit, measured side by side in one run.
+
+The limit is decoding the JSON at all. On the same bytes, in one run:
+  (a) json.loads of each body and a walk over its records
+  (b) the same with orjson.loads
+  (c) the whole pipeline as the function runs it, with the in-memory store
+  (d) the same with the Table store on Azurite, counting storage requests per 1,000 records
+and then the memory per open sign-in with 100,000 open sign-ins, and the latency of a 100-record batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import random
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.pipeline import Pipeline  # noqa: E402
+from shared.record import Message, Origin  # noqa: E402
+from shared.store import MemoryStore  # noqa: E402
+from tests.corpus import BASE_TIME, Traffic, body  # noqa: E402
+
+RECORDS_PER_BODY = 80
+BODIES_PER_INVOCATION = 10
+
+
+def make_bodies(records: int, seed: int = 3) -> list[bytes]:
+    """Deterministic realistic traffic: ~10 KB records with ~30 CA policies, 1-4 requests per sign-in."""
+    traffic = Traffic(seed=seed, users=5000, fillers=29)
+    rng = random.Random(seed)
+    out: list[dict] = []
+    at = BASE_TIME
+    while len(out) < records:
+        at += timedelta(seconds=rng.expovariate(20.0))
+        out.extend(traffic.signin(at))
+    out = out[:records]
+    return [body(out[i : i + RECORDS_PER_BODY]) for i in range(0, len(out), RECORDS_PER_BODY)]
+
+
+def walk(document: dict) -> int:
+    """What any reader must do at least: reach each record's properties."""
+    count = 0
+    for record in document["records"]:
+        if record.get("category") and isinstance(record.get("properties"), dict):
+            count += 1
+    return count
+
+
+def best_of(runs: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def invocations(bodies: list[bytes]) -> list[list[Message]]:
+    messages = [Message(b, Origin(source="bench", partition="0", offset=str(i))) for i, b in enumerate(bodies)]
+    return [messages[i : i + BODIES_PER_INVOCATION] for i in range(0, len(messages), BODIES_PER_INVOCATION)]
+
+
+def run_pipeline(pipeline_factory: Callable[[], Pipeline], batches: list[list[Message]]) -> None:
+    pipeline = pipeline_factory()
+    for batch in batches:
+        pipeline.ingest(batch)
+    pipeline.drain()
+
+
+def memory_per_open_signin(count: int) -> float:
+    """Bytes held by the in-memory store per open sign-in, measured with tracemalloc."""
+    traffic = Traffic(seed=9, users=5000, fillers=0)
+    records = []
+    at = BASE_TIME
+    while len(records) < count * 2.5:
+        records.extend(traffic.signin(at))
+    bodies = [body(records[i : i + 500]) for i in range(0, len(records), 500)]
+    store = MemoryStore()
+    pipeline = Pipeline(store, settle_seconds=10**9)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for b in bodies:
+        pipeline.ingest([Message(b)])
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / max(1, store.open_count())
+
+
+def batch_latency_ms(bodies: list[bytes]) -> float:
+    """Median time to judge a 100-record batch and evaluate its rules, in-memory store."""
+    records = [r for b in bodies[:20] for r in orjson.loads(b)["records"]]
+    batches = [body(records[i : i + 100]) for i in range(0, len(records) - 99, 100)]
+    pipeline = Pipeline(MemoryStore(), 600.0)
+    times = []
+    for b in batches:
+        start = time.perf_counter()
+        pipeline.ingest([Message(b)])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=8000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--open-signins", type=int, default=100_000)
+    args = parser.parse_args()
+
+    bodies = make_bodies(args.records)
+    records = sum(len(orjson.loads(b)["records"]) for b in bodies)
+    size = sum(len(b) for b in bodies) / records
+    batches = invocations(bodies)
+    a = best_of(args.runs, lambda: [walk(json.loads(b)) for b in bodies])
+    b = best_of(args.runs, lambda: [walk(orjson.loads(x)) for x in bodies])
+    c = best_of(args.runs, lambda: run_pipeline(lambda: Pipeline(MemoryStore(), 600.0), batches))
+    per_signin = memory_per_open_signin(args.open_signins)
+    latency = batch_latency_ms(bodies)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}")
+    print(f"input: {records} records in {len(bodies)} bodies, {size / 1024:.1f} KB a record")
+    print(f"(a) json.loads + walk      {records / a:>10,.0f} records/s")
+    print(f"(b) orjson.loads + walk    {records / b:>10,.0f} records/s")
+    print(f"(c) pipeline, memory store {records / c:>10,.0f} records/s   (c)/(b) = {b / c:.2f}  (target >= 0.8)")
+    print(f"memory per open sign-in    {per_signin:>10,.0f} bytes with {args.open_signins:,} open (target < 1024)")
+    print(f"100-record batch           {latency:>10.1f} ms median, in-memory store (target < 50)")
+    print(f"peak memory (RSS)          {peak_mb:>10,.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

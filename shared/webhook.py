@@ -83,7 +83,7 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key: the base64-decoded part after `whsec_` (the prefix is optional, as in the reference libraries)."""
     encoded = secret.strip().removeprefix(SECRET_PREFIX)
     try:
-        key = base64.b64decode(encoded, validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # unpadded is common
     except (binascii.Error, ValueError):
         raise SecretError("setting ALERT_WEBHOOK_SECRET: not base64 after the whsec_ prefix") from None
     if not key:

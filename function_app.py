@@ -7,6 +7,9 @@ from shared import host
 app = func.FunctionApp()
 
 
+@app.retry(
+    strategy="exponential_backoff", max_retry_count="5", minimum_interval="00:00:05", maximum_interval="00:05:00"
+)
 @app.event_hub_message_trigger(
     arg_name="events",
     event_hub_name="%SIGNIN_EVENTHUB_NAME%",
@@ -15,12 +18,18 @@ app = func.FunctionApp()
     cardinality=func.Cardinality.MANY,
     data_type=func.DataType.BINARY,
 )
-def ingest_signins(events: list[func.EventHubEvent]) -> None:
-    """Judge each sign-in as its records arrive."""
-    host.handle_events(events)
+def ingest_signins(events: list[func.EventHubEvent], context: func.Context | None = None) -> None:
+    """Judge each sign-in as its records arrive; a store failure is retried, then dead-lettered."""
+    host.handle_events(events, context)
 
 
 @app.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False, use_monitor=True)
 def settle_signins(timer: func.TimerRequest) -> None:
     """Close the settle window of sign-ins whose requests stopped coming."""
     host.handle_timer()
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 17 3 * * *", run_on_startup=False, use_monitor=True)
+def expire_signins(timer: func.TimerRequest) -> None:
+    """Delete sign-ins older than RETENTION_DAYS (daily, off the hour)."""
+    host.handle_retention()

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
+from azure.core.exceptions import AzureError
+
 from .pipeline import Pipeline
 from .replay import InputError, Replay, check_paths, dumps, messages_from, rejection_record
 from .settings import ConfigurationError, Settings, load_settings
 from .store import MemoryStore, SignInStore
+from .verdict import verdict_line
 
 log = logging.getLogger("bindwatch.cli")
 
@@ -22,11 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="judge message files offline, as the function would")
     replay.add_argument("paths", nargs="+", metavar="PATH", help="JSON-lines file, one-body file, directory or -")
     replay.add_argument("--format", choices=["jsonl", "table"], default="table")
-    replay.add_argument("--store", choices=["memory"], default="memory", help="where sign-ins are kept")
+    replay.add_argument(
+        "--store", choices=["memory", "table"], default="memory", help="where sign-ins are kept (table: Table Storage)"
+    )
     replay.add_argument("--settle-minutes", type=float, help="override SETTLE_MINUTES")
     replay.add_argument("--batch", type=_positive, default=10, help="messages per batch (as an invocation)")
     replay.add_argument("--rejected", metavar="PATH", help="write rejected input here as JSON lines")
     replay.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    verdicts = commands.add_parser("verdicts", help="export every sign-in in the store with its verdict")
+    verdicts.add_argument("--store", choices=["table"], default="table", help="the store to read (Table Storage)")
+    verdicts.add_argument("--format", choices=["jsonl", "table"], default="table")
     return parser
 
 
@@ -45,17 +53,47 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
         settings = load_settings()
         if args.command == "replay":
             return run_replay(args, settings, out)
+        if args.command == "verdicts":
+            return run_verdicts(args, settings, out)
     except ConfigurationError as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
     except InputError as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
+    except AzureError as error:
+        # The type and status only: SDK messages can carry account URLs.
+        status = getattr(error, "status_code", None)
+        print(
+            f"bindwatch: storage failed: {type(error).__name__}" + (f" (HTTP {status})" if status else ""),
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 
 def open_store(kind: str, settings: Settings) -> SignInStore:
+    if kind == "table":
+        from .table_store import open_table_store
+
+        return open_table_store(settings)
     return MemoryStore()
+
+
+def run_verdicts(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
+    """Every sign-in in the store, in replay's verdict format, so an admin can export them."""
+    store = open_store(args.store, settings)
+    table = args.format == "table"
+    if table:
+        print(_TABLE_HEADER, file=out)
+    count = 0
+    for signin in store.signins():
+        line = verdict_line(signin)
+        print(_row(line) if table else dumps(line), file=out)
+        count += 1
+    if table:
+        print(f"\n{count} sign-ins", file=out)
+    return 0
 
 
 def run_replay(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:

@@ -1,41 +1,56 @@
 """The Functions host's way in: Event Hub events to the pipeline, structured logs out.
 
 Nothing in a message may fail the invocation (the checkpoint moves on either way),
-so the reader never raises for bad data; it counts and dead-letters it. Only a
-failing store raises, and then the trigger's retry policy runs the batch again.
+so the reader never raises for bad data; it counts and dead-letters it to a blob.
+Only a failing store raises, and then the trigger's retry policy runs the batch
+again (state writes are idempotent). On the last retry the raw messages go to the
+dead-letter container instead, so a batch is never lost without a trace.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import azure.functions as func
 
-from .pipeline import Outcome, Pipeline
+from .deadletter import DeadLetter, as_rejections, open_dead_letter
+from .pipeline import Outcome, Pipeline, Tally
 from .record import Message, Origin
+from .request import iso
 from .settings import current_settings
-from .store import MemoryStore
+from .table_store import open_table_store
 from .telemetry import log_event
 
 _pipeline: Pipeline | None = None
+_dead_letter: DeadLetter | None = None
 
 
 def pipeline() -> Pipeline:
-    """One pipeline per worker process, built on first use from the validated settings."""
+    """One pipeline per worker process, built on first use: Table Storage state from the validated settings."""
     global _pipeline
     if _pipeline is None:
         settings = current_settings()
-        _pipeline = Pipeline(MemoryStore(), settings.settle_seconds)
+        _pipeline = Pipeline(open_table_store(settings), settings.settle_seconds)
     return _pipeline
 
 
-def use_pipeline(replacement: Pipeline | None) -> None:
-    """Tests and the standalone consumer choose the pipeline (and so the store) explicitly."""
-    global _pipeline
+def dead_letter() -> DeadLetter:
+    """Where rejected input goes: the REJECTED_CONTAINER blob container."""
+    global _dead_letter
+    if _dead_letter is None:
+        _dead_letter = open_dead_letter(current_settings())
+    return _dead_letter
+
+
+def use_pipeline(replacement: Pipeline | None, dead_letters: DeadLetter | None = None) -> None:
+    """Tests and the standalone consumer choose the pipeline (and so the store) explicitly; None rebuilds."""
+    global _pipeline, _dead_letter
     _pipeline = replacement
+    _dead_letter = dead_letters
 
 
 def messages_of(events: Sequence[func.EventHubEvent]) -> list[Message]:
@@ -56,12 +71,55 @@ def messages_of(events: Sequence[func.EventHubEvent]) -> list[Message]:
     ]
 
 
-def handle_events(events: Sequence[func.EventHubEvent] | func.EventHubEvent) -> Outcome:
-    """Judge one invocation's events and log what happened."""
+def handle_events(
+    events: Sequence[func.EventHubEvent] | func.EventHubEvent, context: func.Context | None = None
+) -> Outcome:
+    """Judge one invocation's events, keep what was rejected, and log what happened."""
     batch = list(events) if isinstance(events, Sequence) else [events]
-    outcome = pipeline().ingest(messages_of(batch))
-    report(outcome)
+    messages = messages_of(batch)
+    try:
+        outcome = pipeline().ingest(messages)
+    except Exception as error:
+        if not last_try(context):
+            log_event("batch_failed", logging.WARNING, messages=len(messages), error=_describe(error))
+            raise  # the trigger's retry policy runs the batch again
+        return give_up(messages, error)
+    report(outcome)  # rejections are logged first, so a failing blob write loses none of them
+    dead_letter().write(outcome.rejections)
     return outcome
+
+
+def last_try(context: func.Context | None) -> bool:
+    """Whether the retry policy has no retry left for this batch (retry_count is 0 on the first run)."""
+    retry = getattr(context, "retry_context", None)
+    if retry is None:
+        return False
+    limit = retry.max_retry_count
+    return limit >= 0 and retry.retry_count >= limit
+
+
+def give_up(messages: Sequence[Message], error: Exception) -> Outcome:
+    """Retries are spent: keep the raw messages in the dead-letter container to re-drive, and say so loudly."""
+    rejections = as_rejections(messages, f"not processed after the last retry: {_describe(error)}")
+    name = dead_letter().write(rejections)
+    first = messages[0].origin if messages else Origin()
+    log_event(
+        "batch_dead_lettered",
+        logging.ERROR,
+        messages=len(messages),
+        blob=name,
+        error=_describe(error),
+        partition=first.partition,
+        sequence_number=first.sequence_number,
+    )
+    tally = Tally(messages=len(messages), rejected=len(messages))
+    return Outcome(tally=tally, rejections=rejections, lines=[], clock=None)
+
+
+def _describe(error: Exception) -> str:
+    """The error's type and HTTP status only: SDK messages can carry account URLs."""
+    status = getattr(error, "status_code", None)
+    return type(error).__name__ + (f" (HTTP {status})" if status else "")
 
 
 def handle_timer() -> Outcome:
@@ -69,6 +127,14 @@ def handle_timer() -> Outcome:
     outcome = pipeline().tick()
     report(outcome)
     return outcome
+
+
+def handle_retention(now: float | None = None) -> int:
+    """Delete final sign-ins older than RETENTION_DAYS, so the tables do not grow without bound."""
+    before = (time.time() if now is None else now) - current_settings().retention_days * 86400.0
+    removed = pipeline().store.expire(before)
+    log_event("retention", removed=removed, before=iso(before))
+    return removed
 
 
 def report(outcome: Outcome) -> None:

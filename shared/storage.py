@@ -1,0 +1,93 @@
+"""Clients for the storage account that keeps state and rejected input, built from the settings.
+
+The host's own account (`AzureWebJobsStorage`) by default, so a deployment needs no
+second account; `STATE_*` settings point elsewhere. Either a connection string
+(Azurite in development and tests) or an identity: the same `__credential` and
+`__clientId` settings the Functions host reads for its identity-based connection.
+Nothing here logs or echoes a connection string or key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+
+from .settings import ConfigurationError, Settings
+
+_NO_STORAGE = (
+    "no storage for state: set AzureWebJobsStorage (a connection string), AzureWebJobsStorage__accountName or "
+    "AzureWebJobsStorage__tableServiceUri (identity), or STATE_STORAGE_CONNECTION / STATE_TABLE_SERVICE_URI"
+)
+
+
+def _connection_string(settings: Settings) -> str | None:
+    """A connection string, when one is configured (ours first, then the host's)."""
+    for secret in (settings.state_connection, settings.host_storage):
+        if secret is not None and secret.get_secret_value().strip():
+            return secret.get_secret_value().strip()
+    return None
+
+
+def _endpoint(settings: Settings, service: str) -> str | None:
+    """The service URI for identity-based access: STATE_* first, then AzureWebJobsStorage__*."""
+    ours = settings.state_table_uri if service == "table" else settings.state_blob_uri
+    host = settings.host_table_uri if service == "table" else settings.host_blob_uri
+    if ours or host:
+        return ours or host
+    if settings.host_storage_account:
+        # Public cloud with default DNS only, as the Functions host itself assumes for __accountName.
+        return f"https://{settings.host_storage_account}.{service}.core.windows.net"
+    return None
+
+
+def credential(settings: Settings) -> TokenCredential:
+    """The managed identity the host uses (`__credential=managedidentity`), else the developer's identity chain."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if (settings.host_credential or "").lower() == "managedidentity":
+        if settings.host_client_id:
+            return ManagedIdentityCredential(client_id=settings.host_client_id)
+        return ManagedIdentityCredential()
+    if settings.host_client_id:
+        return DefaultAzureCredential(managed_identity_client_id=settings.host_client_id)
+    return DefaultAzureCredential()
+
+
+def _options(policies: Sequence[SansIOHTTPPolicy] | None) -> dict[str, Any]:
+    # per_retry_policies see every HTTP request that goes out, retries included (tests count them).
+    return {"per_retry_policies": list(policies)} if policies else {}
+
+
+def table_service(settings: Settings, policies: Sequence[SansIOHTTPPolicy] | None = None) -> TableServiceClient:
+    """The Table service that keeps sign-in state."""
+    # A connection string set for us wins over the host's identity settings; an explicit URI wins over
+    # the host's connection string (it says "this account, by identity").
+    if settings.state_connection is not None:
+        return TableServiceClient.from_connection_string(_connection_string(settings) or "", **_options(policies))
+    endpoint = settings.state_table_uri
+    connection = None if endpoint else _connection_string(settings)
+    if connection:
+        return TableServiceClient.from_connection_string(connection, **_options(policies))
+    endpoint = endpoint or _endpoint(settings, "table")
+    if not endpoint:
+        raise ConfigurationError(_NO_STORAGE)
+    return TableServiceClient(endpoint=endpoint, credential=credential(settings), **_options(policies))
+
+
+def blob_service(settings: Settings, policies: Sequence[SansIOHTTPPolicy] | None = None) -> BlobServiceClient:
+    """The Blob service that keeps rejected input (same account choice as the tables)."""
+    if settings.state_connection is not None:
+        return BlobServiceClient.from_connection_string(_connection_string(settings) or "", **_options(policies))
+    endpoint = settings.state_blob_uri
+    connection = None if endpoint else _connection_string(settings)
+    if connection:
+        return BlobServiceClient.from_connection_string(connection, **_options(policies))
+    endpoint = endpoint or _endpoint(settings, "blob")
+    if not endpoint:
+        raise ConfigurationError(_NO_STORAGE.replace("TABLE", "BLOB"))
+    return BlobServiceClient(account_url=endpoint, credential=credential(settings), **_options(policies))

@@ -538,7 +538,7 @@ def policy_hints(requests: Iterable[Request], examples: int = 5) -> list[dict[st
             found["unsupported_resource"].append(request)
     hints = []
     for kind, proof in sorted(found.items()):
-        proof.sort(key=lambda r: (r.at, r.id))
+        proof.sort(key=lambda r: (outcome(r) == "allowed", r.at, r.id))
         hints.append(
             {
                 "kind": kind,
@@ -550,10 +550,21 @@ def policy_hints(requests: Iterable[Request], examples: int = 5) -> list[dict[st
                 "blocked": sum(1 for r in proof if outcome(r) == "blocked"),
                 "policies": sorted({name for r in proof for name, _, _ in r.policies}),
                 "targets": [[n, c] for n, c in Counter(_hint_target(kind, r) for r in proof).most_common(10)],
-                "examples": [_example(r) for r in proof[:examples]],
+                "examples": [_example(r) for r in _one_per_signin(proof)[:examples]],
             }
         )
     return hints
+
+
+def _one_per_signin(requests: list[Request]) -> list[Request]:
+    """Proof from as many sign-ins as possible: the first request of each, blocked ones first."""
+    seen: set[str] = set()
+    picked = []
+    for request in requests:
+        if request.correlation_id not in seen:
+            seen.add(request.correlation_id)
+            picked.append(request)
+    return picked
 
 
 def _hint_target(kind: str, request: Request) -> str:

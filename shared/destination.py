@@ -9,6 +9,7 @@ destination's answer is redacted before anyone else sees it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -174,10 +175,17 @@ def notifiers_from_settings(settings: Settings) -> dict[str, Notifier]:
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
+def quiet_http_logs() -> None:
+    """httpx logs every request's full URL at INFO, and webhook URLs carry their signature: keep it to warnings."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class HttpTransport:
     """The network edge: one POST, no redirects followed, every error turned into an Answer (never raised)."""
 
     def __init__(self, client: httpx.Client | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        quiet_http_logs()
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
 
     def send(self, outgoing: Outgoing) -> Answer:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .alert import Notification
 from .clock import Clock, SystemClock, advance, idle_clock
 from .record import Message, Rejection, read_message
 from .request import Request, judge
@@ -50,6 +51,16 @@ class Batch:
     updates: list[Update]
     finals: list[SignIn]
     clock: float | None
+    final: bool = False  # the end of the input (replay's drain): nothing more will come
+    previous_clock: float | None = None  # the event clock before this batch (what was already judged)
+
+
+@dataclass(slots=True)
+class Observation:
+    """What an observer hands back: lines to emit after the batch's verdicts, and notifications for delivery."""
+
+    lines: list[dict[str, Any]]
+    notifications: list[Notification] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -58,11 +69,12 @@ class Outcome:
     rejections: list[Rejection]
     lines: list[dict[str, Any]]  # verdict and observer lines, in the order they were decided
     clock: float | None
+    notifications: list[Notification] = field(default_factory=list)  # alerts grouped per destination, to deliver
 
 
 class Observer(Protocol):
-    def observe(self, batch: Batch) -> list[dict[str, Any]]:
-        """React to a batch (count windows, evaluate rules); return lines to emit after its verdicts."""
+    def observe(self, batch: Batch) -> list[dict[str, Any]] | Observation:
+        """React to a batch (count windows, evaluate rules); return lines (and notifications) to emit."""
         ...
 
 
@@ -106,19 +118,22 @@ class Pipeline:
             tally.requests += update.new_requests
             tally.signins += update.created
             tally.reopened += update.reopened
-        outcome = self._settle(requests, updates, clock, tally)
+        previous = state.watermark if state else None
+        outcome = self._settle(requests, updates, clock, tally, previous=previous)
         outcome.rejections = rejections
         return outcome
 
     def tick(self) -> Outcome:
-        """Settle on a timer while the stream is quiet: the event clock moves on with the wall clock."""
+        """Settle on a timer while the stream is quiet: the event clock moves on with the wall clock.
+
+        Observers see an empty batch at that clock, so detection resolves alerts whose traffic stopped."""
         clock = idle_clock(self.store.load_clock(), self.wall.now())
         return self._settle([], [], clock, Tally())
 
     def drain(self) -> Outcome:
         """End of input (replay): every open sign-in is final now."""
         state = self.store.load_clock()
-        return self._settle([], [], state.watermark if state else None, Tally(), cutoff=float("inf"))
+        return self._settle([], [], state.watermark if state else None, Tally(), cutoff=float("inf"), final=True)
 
     def _settle(
         self,
@@ -126,14 +141,25 @@ class Pipeline:
         updates: list[Update],
         clock: float | None,
         tally: Tally,
+        *,
         cutoff: float | None = None,
+        final: bool = False,
+        previous: float | None = None,
     ) -> Outcome:
         if cutoff is None:
             cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
         finals = self.store.settle(cutoff)
         tally.finals += len(finals)
         lines = [verdict_line(signin) for signin in finals]
-        batch = Batch(requests=requests, updates=updates, finals=finals, clock=clock)
+        batch = Batch(
+            requests=requests, updates=updates, finals=finals, clock=clock, final=final, previous_clock=previous
+        )
+        notifications: list[Notification] = []
         for observer in self.observers:
-            lines.extend(observer.observe(batch))
-        return Outcome(tally=tally, rejections=[], lines=lines, clock=clock)
+            observed = observer.observe(batch)
+            if isinstance(observed, Observation):
+                lines.extend(observed.lines)
+                notifications.extend(observed.notifications)
+            else:
+                lines.extend(observed)
+        return Outcome(tally=tally, rejections=[], lines=lines, clock=clock, notifications=notifications)

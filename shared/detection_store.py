@@ -1,0 +1,304 @@
+"""Where window counts, rule memory and alert states live: one interface, in memory and in Azure Table Storage.
+
+Shared state is what lets a restart or a second instance neither lose nor repeat
+an alert: window buckets are merged with ETag-conditioned writes (a conflict
+re-reads and re-merges, so counts add up exactly), and alert states are written
+conditionally, so only the instance whose write wins emits a decision.
+
+Table layout (one table, `<prefix>detect`):
+- window buckets: PartitionKey "w", RowKey the minute (10 digits); one entity holds every rule's groups for
+  that minute, as JSON split over string properties (d0, d1, ...);
+- rule memory and alert states: PartitionKey "s", RowKey "r:<rule>" / "a:<fingerprint>", `Live` true while
+  they need loading, JSON in d0, d1, ...
+
+Per batch that is 1 query + 1 entity-group transaction for the buckets (more only on a conflict or when a
+batch touches over 100 minutes), 1 query for the states, and a write per alert decision or rule-memory change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+from .alert import AlertState
+from .rule import RuleState
+from .window import Bucket, Buckets, bucket_from_data, bucket_to_data, merge_bucket, strip_details
+
+CHUNK = 30_000  # characters per string property (the limit is 64 KiB of UTF-16)
+MAX_CHUNKS = 14  # an entity holds at most 1 MiB
+TRANSACTION = 100  # operations per entity-group transaction
+RETRIES = 8
+
+
+class StateConflict(Exception):
+    """Another writer kept winning; the batch fails and the host retries it."""
+
+
+class DetectionStore(Protocol):
+    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+        """Add the increments (atomically per bucket) and return the buckets from minute `first` to `last`."""
+        ...
+
+    def load_states(self) -> tuple[dict[str, RuleState], dict[str, AlertState]]:
+        """Every rule's memory, and the alert states still live (firing, or with decisions to notify)."""
+        ...
+
+    def save_rule(self, state: RuleState) -> bool:
+        """Write if nobody wrote it since it was loaded (etag); False on a conflict."""
+        ...
+
+    def load_rule(self, name: str) -> RuleState | None: ...
+
+    def save_alert(self, state: AlertState) -> bool:
+        """Write if nobody wrote it since it was loaded (etag); False on a conflict."""
+        ...
+
+    def load_alert(self, fingerprint: str) -> AlertState | None: ...
+
+    def prune(self, before: int) -> int:
+        """Drop window buckets older than minute `before`; returns how many."""
+        ...
+
+
+class MemoryDetectionStore:
+    """One process, no I/O; versions stand in for ETags so conflicts behave as in the table."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, dict[str, Any]] = {}
+        self._rules: dict[str, tuple[dict[str, Any], str]] = {}
+        self._alerts: dict[str, tuple[dict[str, Any], str]] = {}
+        self._version = 0
+
+    def _next(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+        for minute, increment in increments.items():
+            bucket = bucket_from_data(self._buckets.get(minute, {}))
+            merge_bucket(bucket, increment)
+            self._buckets[minute] = bucket_to_data(bucket)
+        return {m: bucket_from_data(d) for m, d in self._buckets.items() if first <= m <= last}
+
+    def load_states(self) -> tuple[dict[str, RuleState], dict[str, AlertState]]:
+        rules = {n: RuleState.from_data(d, e) for n, (d, e) in self._rules.items()}
+        alerts = {f: AlertState.from_data(d, e) for f, (d, e) in self._alerts.items()}
+        return rules, {f: a for f, a in alerts.items() if a.live}
+
+    def save_rule(self, state: RuleState) -> bool:
+        stored = self._rules.get(state.name)
+        if (stored[1] if stored else None) != state.etag:
+            return False
+        state.etag = self._next()
+        self._rules[state.name] = (json.loads(json.dumps(state.to_data())), state.etag)
+        return True
+
+    def load_rule(self, name: str) -> RuleState | None:
+        stored = self._rules.get(name)
+        return RuleState.from_data(stored[0], stored[1]) if stored else None
+
+    def save_alert(self, state: AlertState) -> bool:
+        stored = self._alerts.get(state.fingerprint)
+        if (stored[1] if stored else None) != state.etag:
+            return False
+        state.etag = self._next()
+        self._alerts[state.fingerprint] = (json.loads(json.dumps(state.to_data())), state.etag)
+        return True
+
+    def load_alert(self, fingerprint: str) -> AlertState | None:
+        stored = self._alerts.get(fingerprint)
+        return AlertState.from_data(stored[0], stored[1]) if stored else None
+
+    def prune(self, before: int) -> int:
+        old = [m for m in self._buckets if m < before]
+        for minute in old:
+            del self._buckets[minute]
+        return len(old)
+
+
+def pack(data: Any) -> dict[str, Any]:
+    """JSON over as many string properties as it needs; None when it cannot fit one entity."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    chunks = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
+    if len(chunks) > MAX_CHUNKS:
+        raise ValueError("too large for one entity")
+    return {"n": len(chunks), **{f"d{i}": chunk for i, chunk in enumerate(chunks)}}
+
+
+def unpack(entity: dict[str, Any]) -> Any:
+    return json.loads("".join(entity[f"d{i}"] for i in range(int(entity["n"]))))
+
+
+def _minute_key(minute: int) -> str:
+    return f"{minute:010d}"
+
+
+def _etag(entity: Any) -> str | None:
+    metadata = getattr(entity, "metadata", None) or {}
+    return metadata.get("etag")
+
+
+class TableDetectionStore:
+    """Azure Table Storage; every write is conditional, so instances share it safely."""
+
+    def __init__(self, service: TableServiceClient, prefix: str = "bindwatch") -> None:
+        self.table: TableClient = service.create_table_if_not_exists(f"{prefix}detect")
+        self.requests = 0  # storage requests made (the cost budget counts them)
+
+    # --- window buckets ---
+
+    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+        pending = dict(increments)
+        low = min([first, *pending])
+        high = max([last, *pending])
+        for _ in range(RETRIES):
+            stored = self._read_buckets(low, high)
+            if not pending:
+                return {m: b for m, (b, _) in stored.items() if first <= m <= last}
+            self._write_buckets(pending, stored)
+            if not pending:
+                return {m: b for m, (b, _) in stored.items() if first <= m <= last}
+        raise StateConflict("window buckets kept changing under concurrent writers")
+
+    def _read_buckets(self, low: int, high: int) -> dict[int, tuple[Bucket, str | None]]:
+        query = "PartitionKey eq 'w' and RowKey ge @low and RowKey le @high"
+        params = {"low": _minute_key(low), "high": _minute_key(high)}
+        found: dict[int, tuple[Bucket, str | None]] = {}
+        pages = self.table.query_entities(query, parameters=params, results_per_page=1000).by_page()
+        for page in pages:
+            self.requests += 1
+            for entity in page:
+                found[int(entity["RowKey"])] = (bucket_from_data(unpack(entity)), _etag(entity))
+        return found
+
+    def _write_buckets(self, pending: Buckets, stored: dict[int, tuple[Bucket, str | None]]) -> None:
+        """Write what it can; minutes written are removed from `pending` and updated in `stored`."""
+        minutes = sorted(pending)
+        for start in range(0, len(minutes), TRANSACTION):
+            chunk = minutes[start : start + TRANSACTION]
+            merged = {m: _merged(stored.get(m), pending[m]) for m in chunk}
+            operations = [_bucket_operation(m, merged[m], stored.get(m)) for m in chunk]
+            try:
+                self.requests += 1
+                results = self.table.submit_transaction(operations)
+            except (TableTransactionError, ResourceExistsError, ResourceModifiedError) as error:
+                if not _is_conflict(error):
+                    raise
+                return  # re-read and re-merge what is left
+            for minute, result in zip(chunk, results, strict=True):
+                stored[minute] = (merged[minute], result.get("etag"))
+                del pending[minute]
+
+    def prune(self, before: int) -> int:
+        query = "PartitionKey eq 'w' and RowKey lt @before"
+        pages = self.table.query_entities(
+            query, parameters={"before": _minute_key(before)}, select=["PartitionKey", "RowKey"]
+        ).by_page()
+        keys = []
+        for page in pages:
+            self.requests += 1
+            keys += [entity["RowKey"] for entity in page]
+        for start in range(0, len(keys), TRANSACTION):
+            self.requests += 1
+            self.table.submit_transaction(
+                [("delete", {"PartitionKey": "w", "RowKey": k}) for k in keys[start : start + TRANSACTION]]
+            )
+        return len(keys)
+
+    # --- rule memory and alert states ---
+
+    def load_states(self) -> tuple[dict[str, RuleState], dict[str, AlertState]]:
+        rules: dict[str, RuleState] = {}
+        alerts: dict[str, AlertState] = {}
+        pages = self.table.query_entities("PartitionKey eq 's' and Live eq true", results_per_page=1000).by_page()
+        for page in pages:
+            self.requests += 1
+            for entity in page:
+                key: str = entity["RowKey"]
+                if key.startswith("r:"):
+                    rules[key[2:]] = RuleState.from_data(unpack(entity), _etag(entity))
+                else:
+                    alerts[key[2:]] = AlertState.from_data(unpack(entity), _etag(entity))
+        return rules, alerts
+
+    def save_rule(self, state: RuleState) -> bool:
+        etag = self._save("r:" + state.name, state.to_data(), True, state.etag)
+        if etag is None:
+            return False
+        state.etag = etag
+        return True
+
+    def load_rule(self, name: str) -> RuleState | None:
+        entity = self._get("r:" + name)
+        return RuleState.from_data(unpack(entity), _etag(entity)) if entity is not None else None
+
+    def save_alert(self, state: AlertState) -> bool:
+        etag = self._save("a:" + state.fingerprint, state.to_data(), state.live, state.etag)
+        if etag is None:
+            return False
+        state.etag = etag
+        return True
+
+    def load_alert(self, fingerprint: str) -> AlertState | None:
+        entity = self._get("a:" + fingerprint)
+        return AlertState.from_data(unpack(entity), _etag(entity)) if entity is not None else None
+
+    def _get(self, row: str) -> Any:
+        self.requests += 1
+        try:
+            return self.table.get_entity("s", row)
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+
+    def _save(self, row: str, data: Any, live: bool, etag: str | None) -> str | None:
+        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **pack(data)}
+        self.requests += 1
+        try:
+            if etag is None:
+                result = self.table.create_entity(entity)
+            else:
+                result = self.table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return None
+        except HttpResponseError as error:
+            if error.status_code in (409, 412):
+                return None
+            raise
+        return result.get("etag")
+
+
+def _merged(stored: tuple[Bucket, str | None] | None, increment: Bucket) -> Bucket:
+    bucket = bucket_from_data(bucket_to_data(stored[0])) if stored else {}
+    merge_bucket(bucket, increment)
+    return bucket
+
+
+def _bucket_operation(minute: int, bucket: Bucket, stored: tuple[Bucket, str | None] | None) -> tuple[Any, ...]:
+    try:
+        body = pack(bucket_to_data(bucket))
+    except ValueError:
+        body = pack(bucket_to_data(strip_details(bucket)))  # keep the counts; lose the top lists of this minute
+    entity = {"PartitionKey": "w", "RowKey": _minute_key(minute), **body}
+    if stored is None:
+        return ("create", entity)
+    options = {"mode": UpdateMode.REPLACE, "etag": stored[1], "match_condition": MatchConditions.IfNotModified}
+    return ("update", entity, options)
+
+
+def _is_conflict(error: HttpResponseError) -> bool:
+    if isinstance(error, ResourceExistsError | ResourceModifiedError):
+        return True
+    return error.status_code in (409, 412)
+
+
+def live_alerts(states: Iterable[AlertState]) -> list[AlertState]:
+    return [s for s in states if s.live]

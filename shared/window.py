@@ -1,0 +1,168 @@
+"""Event-time window counts: one-minute buckets of judged and unbound sign-ins per rule and group.
+
+Pure data and arithmetic, no I/O. A batch's sign-ins are aggregated here in
+memory (`Tally`) and written once per bucket by the detection store, so the cost
+follows minutes touched, not sign-ins. Event time places every count; the wall
+clock never does, so a replay gives the windows live traffic gave. A sign-in
+dated more than the allowed lateness behind the event clock is too late: it is
+counted as such and lands in no window (its window has been judged already).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+BUCKET_SECONDS = 60
+TOP_PER_BUCKET = 10  # values kept per detail dimension per bucket: enough for a top-5 over a window
+EXAMPLES_PER_BUCKET = 3
+DETAILS = ("app", "resource", "user", "os", "status_code", "client_app")
+
+
+def minute_of(at: float) -> int:
+    """The bucket (minutes since the epoch) an event time falls in."""
+    return int(at // BUCKET_SECONDS)
+
+
+def minutes_in(seconds: float) -> int:
+    """How many buckets a window of `seconds` spans (at least one)."""
+    return max(1, round(seconds / BUCKET_SECONDS))
+
+
+def steps(start: float, end: float) -> list[float]:
+    """The event times to evaluate at when the clock moves from `start` to `end`: the last second of each minute
+    crossed, then `end`. Evaluating per minute makes decisions independent of how records were batched."""
+    points = [(m + 1) * BUCKET_SECONDS - 1.0 for m in range(minute_of(start), minute_of(end))]
+    return [p for p in points if p > start] + [end]
+
+
+def is_late(at: float, clock: float, lateness: float) -> bool:
+    """Too late for its window: older than the event clock minus the allowed lateness."""
+    return at < clock - lateness
+
+
+@dataclass(slots=True)
+class Counts:
+    """One group's counts in one bucket (or summed over a window)."""
+
+    judged: int = 0
+    unbound: int = 0
+    details: dict[str, Counter[str]] = field(default_factory=dict)  # dimension -> value -> unbound sign-ins
+    examples: list[str] = field(default_factory=list)  # correlation IDs of unbound sign-ins
+
+    def add_unbound(self, describe: dict[str, Iterable[str]], correlation_id: str) -> None:
+        self.unbound += 1
+        for dimension, values in describe.items():
+            counter = self.details.setdefault(dimension, Counter())
+            counter.update(set(values))
+        if len(self.examples) < EXAMPLES_PER_BUCKET and correlation_id not in self.examples:
+            self.examples.append(correlation_id)
+
+    def merge(self, other: Counts, examples: int = EXAMPLES_PER_BUCKET) -> None:
+        self.judged += other.judged
+        self.unbound += other.unbound
+        for dimension, counter in other.details.items():
+            self.details.setdefault(dimension, Counter()).update(counter)
+        for example in other.examples:
+            if len(self.examples) < examples and example not in self.examples:
+                self.examples.append(example)
+
+    def top(self, dimension: str, limit: int = 5) -> list[tuple[str, int]]:
+        return self.details.get(dimension, Counter()).most_common(limit)
+
+    def to_data(self) -> list[Any]:
+        trimmed = {d: dict(c.most_common(TOP_PER_BUCKET)) for d, c in self.details.items() if c}
+        return [self.judged, self.unbound, trimmed, self.examples]
+
+    @classmethod
+    def from_data(cls, data: list[Any]) -> Counts:
+        judged, unbound, details, examples = data
+        return cls(
+            judged=int(judged),
+            unbound=int(unbound),
+            details={d: Counter({str(k): int(v) for k, v in c.items()}) for d, c in details.items()},
+            examples=[str(e) for e in examples],
+        )
+
+
+# A bucket: rule name -> group key -> counts. Buckets: minute -> bucket.
+Bucket = dict[str, dict[str, Counts]]
+Buckets = dict[int, Bucket]
+
+
+def merge_bucket(target: Bucket, increment: Bucket) -> None:
+    """Add an increment into a stored bucket, in place (counts add up; merging is what makes writes cheap)."""
+    for rule, groups in increment.items():
+        stored = target.setdefault(rule, {})
+        for key, counts in groups.items():
+            stored.setdefault(key, Counts()).merge(counts)
+
+
+def bucket_to_data(bucket: Bucket) -> dict[str, dict[str, list[Any]]]:
+    return {rule: {key: c.to_data() for key, c in groups.items()} for rule, groups in bucket.items()}
+
+
+def bucket_from_data(data: dict[str, dict[str, list[Any]]]) -> Bucket:
+    return {rule: {key: Counts.from_data(c) for key, c in groups.items()} for rule, groups in data.items()}
+
+
+def strip_details(bucket: Bucket) -> Bucket:
+    """The counts without the detail counters: what a bucket shrinks to when it would not fit one entity."""
+    return {
+        rule: {key: Counts(c.judged, c.unbound, {}, c.examples[:1]) for key, c in groups.items()}
+        for rule, groups in bucket.items()
+    }
+
+
+@dataclass(slots=True)
+class Span:
+    """A window as a closed range of buckets."""
+
+    first: int
+    last: int
+
+    def __contains__(self, minute: int) -> bool:
+        return self.first <= minute <= self.last
+
+    def minutes(self) -> range:
+        return range(self.first, self.last + 1)
+
+
+def current_span(clock: float, window: float) -> Span:
+    """The buckets of the window that ends at `clock` (the bucket of `clock` included)."""
+    last = minute_of(clock)
+    return Span(last - minutes_in(window) + 1, last)
+
+
+def baseline_span(clock: float, window: float, baseline: float) -> Span:
+    """The buckets of the baseline: the `baseline` seconds just before the current window."""
+    current = current_span(clock, window)
+    return Span(current.first - minutes_in(baseline), current.first - 1)
+
+
+def total(buckets: Buckets, rule: str, span: Span) -> dict[str, Counts]:
+    """Sum one rule's groups over a span of buckets."""
+    sums: dict[str, Counts] = {}
+    for minute in span.minutes():
+        for key, counts in buckets.get(minute, {}).get(rule, {}).items():
+            sums.setdefault(key, Counts()).merge(counts, examples=5)
+    return sums
+
+
+@dataclass(slots=True)
+class Tally:
+    """A batch's increments, aggregated in memory before one write per bucket."""
+
+    buckets: Buckets = field(default_factory=dict)
+    late: int = 0  # sign-ins that came after their window had closed (not counted)
+
+    def counts(self, minute: int, rule: str, key: str) -> Counts:
+        return self.buckets.setdefault(minute, {}).setdefault(rule, {}).setdefault(key, Counts())
+
+    def __bool__(self) -> bool:
+        return bool(self.buckets)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self.buckets))

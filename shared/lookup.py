@@ -24,6 +24,7 @@ from .readiness import merge
 from .request import Request, iso
 from .signin import SignIn
 from .status_code import describe
+from .store import ClockState
 from .verdict import verdict_line
 
 # GUIDs and the other ids Entra writes: letters, digits, '.', '_' and '-', at most 128. No quote, space,
@@ -199,6 +200,63 @@ def lookup_links(public_url: str | None, correlation_ids: list[str], limit: int 
         if url:
             links[f"Lookup sign-in {correlation_id}"] = url
     return links
+
+
+# --- the adapter over a SignInStore that keeps request details (shared.table_store.TableStore) ---
+
+
+class SignInsWithDetails(Protocol):
+    """The reading side of `TableStore`: a sign-in, its kept request details, all sign-ins, the clock."""
+
+    def get(self, correlation_id: str) -> SignIn | None: ...
+
+    def details(self, correlation_id: str) -> list[dict[str, Any]]: ...
+
+    def signins(self) -> Iterator[SignIn]: ...
+
+    def load_clock(self) -> ClockState | None: ...
+
+
+@dataclass
+class StoreDetails:
+    """A `DetailStore` over the table store: its details normalised to the `request_detail` shape."""
+
+    store: SignInsWithDetails
+
+    def get_signin_detail(self, correlation_id: str) -> dict[str, Any] | None:
+        signin = self.store.get(correlation_id)
+        if signin is None:
+            return None
+        return self._detail(signin)
+
+    def _detail(self, signin: SignIn) -> dict[str, Any]:
+        requests = [normal_request(d) for d in self.store.details(signin.correlation_id) if isinstance(d, dict)]
+        # The store says 'final' per row; its SignIn says how often it was declared final. Settled once counts.
+        return signin_detail(signin, requests, final=signin.finals > 0)
+
+    def latest_event_time(self) -> float | None:
+        state = self.store.load_clock()
+        return None if state is None else state.watermark
+
+    def signin_details(self) -> Iterator[dict[str, Any]]:
+        """Every stored sign-in with its details (one extra read per sign-in: a report, not a hot path)."""
+        for signin in self.store.signins():
+            yield self._detail(signin)
+
+
+def normal_request(detail: dict[str, Any]) -> dict[str, Any]:
+    """A stored request detail in the `request_detail` shape: 'at' -> 'time', policy lists -> objects."""
+    item = dict(detail)
+    if "time" not in item and "at" in item:
+        item["time"] = item.pop("at")
+    policies = []
+    for policy in item.get("policies") or []:
+        if isinstance(policy, list | tuple) and len(policy) == 3:
+            policies.append({"name": policy[0], "result": policy[1], "not_satisfied": bool(policy[2])})
+        elif isinstance(policy, dict):
+            policies.append(policy)
+    item["policies"] = policies
+    return item
 
 
 # --- in-memory store for replay and tests ---

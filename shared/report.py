@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from .lookup import DetailStore
+from .lookup import DetailStore, StoreDetails
 from .pipeline import Pipeline
 from .readiness import Readiness, figures, from_details
 from .replay import Replay, check_paths, dumps, messages_from
@@ -74,12 +74,10 @@ def _settle_seconds(args: argparse.Namespace, settings: Settings) -> float:
 
 
 def _open_table_store(settings: Settings) -> DetailStore:
-    """The table store's detail adapter; `shared.table_store.open_detail_store(settings)` provides it."""
-    try:
-        from .table_store import open_detail_store  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigurationError("report --store table: the table store is not available in this build") from None
-    return open_detail_store(settings)  # type: ignore[no-any-return]
+    """The stored sign-ins (Azure Table Storage) with their kept request details."""
+    from .table_store import open_table_store
+
+    return StoreDetails(open_table_store(settings))
 
 
 def summary_text(result: dict[str, Any], html_path: str | None) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import html
 import io
-import sys
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -102,12 +100,6 @@ def test_store_table_reads_the_stored_details() -> None:
     summary = replay.summary()
     assert result["signins"]["judged"] == summary["signins"]
     assert result["signins"]["unbound"] == summary["unbound"]
-
-
-def test_store_table_without_the_adapter_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "shared.table_store", types.ModuleType("shared.table_store"))
-    with pytest.raises(ConfigurationError, match="table store"):
-        run(["--store", "table"])
 
 
 @pytest.mark.parametrize(

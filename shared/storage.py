@@ -9,11 +9,9 @@ Nothing here logs or echoes a connection string or key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
@@ -58,36 +56,31 @@ def credential(settings: Settings) -> TokenCredential:
     return DefaultAzureCredential()
 
 
-def _options(policies: Sequence[SansIOHTTPPolicy] | None) -> dict[str, Any]:
-    # per_retry_policies see every HTTP request that goes out, retries included (tests count them).
-    return {"per_retry_policies": list(policies)} if policies else {}
-
-
-def table_service(settings: Settings, policies: Sequence[SansIOHTTPPolicy] | None = None) -> TableServiceClient:
-    """The Table service that keeps sign-in state."""
+def table_service(settings: Settings, **options: Any) -> TableServiceClient:
+    """The Table service that keeps sign-in state; `options` go to the client (tests pass a counting transport)."""
     # A connection string set for us wins over the host's identity settings; an explicit URI wins over
     # the host's connection string (it says "this account, by identity").
     if settings.state_connection is not None:
-        return TableServiceClient.from_connection_string(_connection_string(settings) or "", **_options(policies))
+        return TableServiceClient.from_connection_string(_connection_string(settings) or "", **options)
     endpoint = settings.state_table_uri
     connection = None if endpoint else _connection_string(settings)
     if connection:
-        return TableServiceClient.from_connection_string(connection, **_options(policies))
+        return TableServiceClient.from_connection_string(connection, **options)
     endpoint = endpoint or _endpoint(settings, "table")
     if not endpoint:
         raise ConfigurationError(_NO_STORAGE)
-    return TableServiceClient(endpoint=endpoint, credential=credential(settings), **_options(policies))
+    return TableServiceClient(endpoint=endpoint, credential=credential(settings), **options)
 
 
-def blob_service(settings: Settings, policies: Sequence[SansIOHTTPPolicy] | None = None) -> BlobServiceClient:
+def blob_service(settings: Settings, **options: Any) -> BlobServiceClient:
     """The Blob service that keeps rejected input (same account choice as the tables)."""
     if settings.state_connection is not None:
-        return BlobServiceClient.from_connection_string(_connection_string(settings) or "", **_options(policies))
+        return BlobServiceClient.from_connection_string(_connection_string(settings) or "", **options)
     endpoint = settings.state_blob_uri
     connection = None if endpoint else _connection_string(settings)
     if connection:
-        return BlobServiceClient.from_connection_string(connection, **_options(policies))
+        return BlobServiceClient.from_connection_string(connection, **options)
     endpoint = endpoint or _endpoint(settings, "blob")
     if not endpoint:
         raise ConfigurationError(_NO_STORAGE.replace("TABLE", "BLOB"))
-    return BlobServiceClient(account_url=endpoint, credential=credential(settings), **_options(policies))
+    return BlobServiceClient(account_url=endpoint, credential=credential(settings), **options)

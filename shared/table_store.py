@@ -37,7 +37,6 @@ from typing import Any
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from .request import Request, iso
@@ -507,9 +506,9 @@ class TableStore:
         raise StoreConflict(f"the shared clock kept conflicting after {MAX_ATTEMPTS} attempts")
 
 
-def open_table_store(settings: Settings, policies: Sequence[SansIOHTTPPolicy] | None = None) -> TableStore:
+def open_table_store(settings: Settings, **options: Any) -> TableStore:
     """The store the function and `--store table` use: the configured account, table created if missing."""
-    return TableStore(table_service(settings, policies), prefix=settings.state_table_prefix).ensure()
+    return TableStore(table_service(settings, **options), prefix=settings.state_table_prefix).ensure()
 
 
 def _expire_item(bucket: str, row: dict[str, Any]) -> tuple[str, list[tuple[Any, ...]]]:

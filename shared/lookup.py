@@ -193,12 +193,13 @@ def lookup_url(public_url: str | None, correlation_id: str) -> str | None:
 
 
 def lookup_links(public_url: str | None, correlation_ids: list[str], limit: int = 3) -> dict[str, str]:
-    """Alert.links entries ('Lookup <id>' -> URL) for an alert's example sign-ins."""
-    links = {}
+    """Alert.links entries ('Lookup 8b1f0c2e' -> URL) for an alert's example sign-ins (short: card buttons)."""
+    links: dict[str, str] = {}
     for correlation_id in correlation_ids[:limit]:
         url = lookup_url(public_url, correlation_id)
         if url:
-            links[f"Lookup sign-in {correlation_id}"] = url
+            title = f"Lookup {correlation_id[:8]}"
+            links[title if title not in links else f"Lookup {correlation_id}"] = url
     return links
 
 

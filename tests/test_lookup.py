@@ -260,7 +260,12 @@ def test_lookup_links_need_the_public_url() -> None:
     assert lookup_url("https://bindwatch.example.net", "x' or 1 eq 1") is None
     links = lookup_links("https://bw.example.net", [CID, "bad id", "b", "c", "d"])
     assert links == {
-        f"Lookup sign-in {CID}": f"https://bw.example.net/api/signins/{CID}",
-        "Lookup sign-in b": "https://bw.example.net/api/signins/b",
+        "Lookup 33333333": f"https://bw.example.net/api/signins/{CID}",
+        "Lookup b": "https://bw.example.net/api/signins/b",
     }
+    twins = lookup_links("https://bw.example.net", ["12345678-a", "12345678-b"])
+    assert sorted(twins.values()) == [
+        "https://bw.example.net/api/signins/12345678-a",
+        "https://bw.example.net/api/signins/12345678-b",
+    ]
     assert lookup_links(None, [CID]) == {}

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-deps
 NODE_STAMP := node_modules/.stamp-deps
 
-.PHONY: demo test lint format bench samples clean infra-check
+.PHONY: demo test lint format bench samples clean infra-check card report-png
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,15 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
+# Debian's Chromium renders the Teams card and the readiness report in the tests (headless, offline).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
 demo: $(STAMP)
 	$(PY) -m shared replay samples
 
-test: $(STAMP) $(NODE_STAMP) lint infra-check
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) lint infra-check
 	$(PY) -m pytest -q
 
 # Checkov over infra/ (Bicep), offline, in its own venv: it pins pycep-parser 0.5.1, the tests use 0.7.1.
@@ -38,6 +43,13 @@ format: $(STAMP)
 
 samples: $(STAMP)
 	$(PY) scripts/make_samples.py
+
+# Regenerate the pictures README shows.
+card: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) scripts/render_card.py --out docs/teams-card.png
+
+report-png: $(STAMP) $(CHROMIUM)
+	$(PY) scripts/render_report.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .azurite

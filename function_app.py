@@ -18,8 +18,11 @@ app = func.FunctionApp()
     cardinality=func.Cardinality.MANY,
     data_type=func.DataType.BINARY,
 )
-def ingest_signins(events: list[func.EventHubEvent], context: func.Context | None = None) -> None:
-    """Judge each sign-in as its records arrive; a store failure is retried, then dead-lettered."""
+def ingest_signins(events: list[func.EventHubEvent], context: func.Context = None) -> None:  # type: ignore[assignment]
+    """Judge each sign-in as its records arrive; a store failure is retried, then dead-lettered.
+
+    `context` must be annotated exactly `func.Context` (the worker refuses a union); None for direct calls in tests.
+    """
     host.handle_events(events, context)
 
 

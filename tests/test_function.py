@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,3 +145,9 @@ def test_retry_forever_never_gives_up() -> None:
     assert not host.last_try(Context(Retry(retry_count=1000, max_retry_count=-1)))
     assert not host.last_try(None)
     assert host.last_try(Context(Retry(retry_count=5, max_retry_count=5)))
+
+
+def test_the_context_parameter_loads_in_the_python_worker() -> None:
+    """The worker requires `context` to be annotated with a class named Context, not a union or a string."""
+    annotation = inspect.signature(function_app.ingest_signins.build().get_user_function()).parameters["context"]
+    assert isinstance(annotation.annotation, type) and annotation.annotation.__name__ == "Context"

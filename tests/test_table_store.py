@@ -285,3 +285,15 @@ def test_storage_requests_per_thousand_records(storage_connection: str, table_pr
     print(f"\nstorage requests: {counter.count} for {records} records = {per_thousand:.1f} per 1,000 records {kinds}")
     assert records > 2000
     assert per_thousand <= 150
+
+
+def test_memory_store_retention_keeps_open_signins() -> None:
+    from shared.store import MemoryStore
+
+    store = MemoryStore(keep_final_seconds=1e12)
+    store.merge(
+        requests_of(record(correlation_id="done"), record(correlation_id="open", at=BASE_TIME + timedelta(hours=1))), T0
+    )
+    store.settle(T0 + 1)
+    assert store.expire(T0 + 10 * 86400) == 1
+    assert [s.correlation_id for s in store.signins()] == ["open"]

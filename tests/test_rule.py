@@ -63,7 +63,7 @@ def test_the_shipped_rules_file_loads_and_keeps_report_only_and_enforced_apart()
 
 
 def test_every_rule_field_is_documented() -> None:
-    from shared.rule import Defaults, Rule, Route, Silence
+    from shared.rule import Defaults, Route, Rule, Silence
 
     doc = (DEFAULT_RULES_FILE.parent / "docs" / "rules.md").read_text(encoding="utf-8")
     for model in (Rule, Defaults, Route, Silence):
@@ -170,7 +170,7 @@ def test_missing_values_group_as_none() -> None:
 # --- evaluation per kind ---
 
 
-def fill(tally: Tally, rule: str, key: str, at: float, unbound: int = 0, judged: int = 0) -> None:
+def fill(tally: Tally, rule: str, key: str, at: float, *, unbound: int = 0, judged: int = 0) -> None:
     counts = tally.counts(minute_of(at), rule, key)
     counts.judged += judged
     for index in range(unbound):

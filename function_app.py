@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import host
+from shared import host, lookup
 
 app = func.FunctionApp()
 
@@ -36,3 +36,15 @@ def settle_signins(timer: func.TimerRequest) -> None:
 def expire_signins(timer: func.TimerRequest) -> None:
     """Delete sign-ins older than RETENTION_DAYS (daily, off the hour)."""
     host.handle_retention()
+
+
+@app.route(route="signins/{correlation_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def signin_lookup(req: func.HttpRequest) -> func.HttpResponse:
+    """On-call: the verdict and every request of one sign-in."""
+    return lookup.http_lookup(req, host.details)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """The store answers; the latest event time processed."""
+    return lookup.http_health(req, host.details)

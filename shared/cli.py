@@ -10,6 +10,8 @@ from typing import IO, Any
 
 from azure.core.exceptions import AzureError
 
+from . import report
+from .eventhub import add_consume_parser, add_send_parser, run_consume, run_send
 from .pipeline import Pipeline
 from .replay import InputError, Replay, check_paths, dumps, messages_from, rejection_record
 from .settings import ConfigurationError, Settings, load_settings
@@ -35,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     verdicts = commands.add_parser("verdicts", help="export every sign-in in the store with its verdict")
     verdicts.add_argument("--store", choices=["table"], default="table", help="the store to read (Table Storage)")
     verdicts.add_argument("--format", choices=["jsonl", "table"], default="table")
+    report.add_parser(commands)
+    add_send_parser(commands)
+    add_consume_parser(commands)
     return parser
 
 
@@ -51,10 +56,7 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     out = stdout or sys.stdout
     try:
         settings = load_settings()
-        if args.command == "replay":
-            return run_replay(args, settings, out)
-        if args.command == "verdicts":
-            return run_verdicts(args, settings, out)
+        return _COMMANDS[args.command](args, settings, out)
     except ConfigurationError as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
@@ -148,3 +150,20 @@ def _summary_text(summary: dict[str, Any]) -> str:
         f"{summary['duplicates']} duplicate copies, {summary['skipped']} skipped, {summary['rejected']} rejected",
     ]
     return "\n" + "; ".join(parts)
+
+
+def _send(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
+    return run_send(args, settings)
+
+
+def _consume(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
+    return run_consume(args, settings)
+
+
+_COMMANDS: dict[str, Any] = {
+    "replay": run_replay,
+    "verdicts": run_verdicts,
+    "report": report.run,
+    "send": _send,
+    "consume": _consume,
+}

@@ -18,11 +18,12 @@ from typing import Any
 import azure.functions as func
 
 from .deadletter import DeadLetter, as_rejections, open_dead_letter
+from .lookup import StoreDetails
 from .pipeline import Outcome, Pipeline, Tally
 from .record import Message, Origin
 from .request import iso
 from .settings import current_settings
-from .table_store import open_table_store
+from .table_store import TableStore, open_table_store
 from .telemetry import log_event
 
 _pipeline: Pipeline | None = None
@@ -36,6 +37,14 @@ def pipeline() -> Pipeline:
         settings = current_settings()
         _pipeline = Pipeline(open_table_store(settings), settings.settle_seconds)
     return _pipeline
+
+
+def details() -> StoreDetails:
+    """The on-call lookup reads the same store the pipeline writes."""
+    store = pipeline().store
+    if not isinstance(store, TableStore):
+        raise TypeError("the lookup needs the Table store")
+    return StoreDetails(store)
 
 
 def dead_letter() -> DeadLetter:

@@ -187,7 +187,7 @@ var pagerDutySetting = hasPagerDutyRoutingKey ? {
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // The checks below read properties of the 'web' config resource (site configuration); Checkov applies them
   // to every Microsoft.Web/sites/config, including this 'appsettings' name/value dictionary, where they cannot apply.
-  // checkov:skip=CKV_AZURE_13: Applies to config 'authsettings'/'web', not 'appsettings'. bindwatch serves no authenticated HTTP API (Event Hubs and timer triggers).
+  // checkov:skip=CKV_AZURE_13: Applies to config 'authsettings'/'web', not 'appsettings'. The lookup and health HTTP functions use function keys (auth level FUNCTION); App Service Authentication is left to the operator.
   // checkov:skip=CKV_AZURE_63: Applies to config 'web' (IIS-style HTTP logs), not 'appsettings'. Telemetry goes to Application Insights.
   // checkov:skip=CKV_AZURE_65: Applies to config 'web', not 'appsettings'. Detailed error pages are an IIS feature; errors go to Application Insights.
   // checkov:skip=CKV_AZURE_66: Applies to config 'web', not 'appsettings'. Failed request tracing is an IIS feature; requests are traced in Application Insights.

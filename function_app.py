@@ -4,6 +4,7 @@ import azure.functions as func
 
 from shared import host, lookup
 
+host.validate()  # a bad setting or rules file stops the start here, naming it
 app = func.FunctionApp()
 
 

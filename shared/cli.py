@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from azure.core.exceptions import AzureError
 
 from . import report
+from .delivery import Delivery, build_delivery
+from .detection import build_detector
 from .eventhub import add_consume_parser, add_send_parser, run_consume, run_send
-from .pipeline import Pipeline
+from .outbox import MemoryOutbox
+from .pipeline import Outcome, Pipeline
 from .replay import InputError, Replay, check_paths, dumps, messages_from, rejection_record
 from .settings import ConfigurationError, Settings, load_settings
 from .store import MemoryStore, SignInStore
@@ -34,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--batch", type=_positive, default=10, help="messages per batch (as an invocation)")
     replay.add_argument("--rejected", metavar="PATH", help="write rejected input here as JSON lines")
     replay.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    replay.add_argument(
+        "--deliver-timeout", type=float, default=120.0, help="seconds to wait for alerts to reach their destinations"
+    )
     verdicts = commands.add_parser("verdicts", help="export every sign-in in the store with its verdict")
     verdicts.add_argument("--store", choices=["table"], default="table", help="the store to read (Table Storage)")
     verdicts.add_argument("--format", choices=["jsonl", "table"], default="table")
@@ -99,30 +107,59 @@ def run_verdicts(args: argparse.Namespace, settings: Settings, out: IO[str]) -> 
 
 
 def run_replay(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
+    """Judge files through the function's pipeline; deliver alerts to the configured destinations, bounded."""
     paths = check_paths(args.paths)
     settle = args.settle_minutes if args.settle_minutes is not None else settings.settle_minutes
     if settle <= 0:
         raise ConfigurationError("--settle-minutes must be above 0")
-    pipeline = Pipeline(open_store(args.store, settings), settle * 60.0)
+    sender = build_delivery(settings, MemoryOutbox())
+    # Detection state stays in memory: a replay must never touch live alert states.
+    detector = build_detector(settings, "memory", handoff=sender.enqueue if sender else None)
+    pipeline = Pipeline(open_store(args.store, settings), settle * 60.0, observers=[detector])
     replay = Replay(pipeline, batch_size=args.batch)
-    rejected = open(args.rejected, "w", encoding="utf-8") if args.rejected else None  # noqa: SIM115
-    table = args.format == "table"
-    try:
-        if table:
-            print(_TABLE_HEADER, file=out)
-        for outcome in replay.run(messages_from(paths)):
-            for rejection in outcome.rejections:
-                print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
-                if rejected:
-                    rejected.write(dumps(rejection_record(rejection)) + "\n")
-            for line in outcome.lines:
-                print(_row(line) if table else dumps(line), file=out)
-    finally:
-        if rejected:
-            rejected.close()
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        rejected = stack.enter_context(open(args.rejected, "w", encoding="utf-8")) if args.rejected else None
+        _print_outcomes(replay.run(messages_from(paths)), args.format, out, rejected, sender)
     summary = replay.summary()
-    print(_summary_text(summary) if table else dumps(summary), file=out)
-    return 0
+    delivered = _drain(sender, args.deliver_timeout, summary)
+    print(_summary_text(summary) if args.format == "table" else dumps(summary), file=out)
+    if not args.quiet:
+        print(
+            f"bindwatch: replayed {summary['records']} records in {time.monotonic() - started:.1f} s", file=sys.stderr
+        )
+    return 0 if delivered else 1
+
+
+def _print_outcomes(
+    outcomes: Iterable[Outcome], fmt: str, out: IO[str], rejected: IO[str] | None, sender: Delivery | None
+) -> None:
+    table = fmt == "table"
+    if table:
+        print(_TABLE_HEADER, file=out)
+    for outcome in outcomes:
+        for rejection in outcome.rejections:
+            print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
+            if rejected:
+                rejected.write(dumps(rejection_record(rejection)) + "\n")
+        for line in outcome.lines:
+            print(_row(line) if table else dumps(line), file=out)
+        if sender is not None:
+            sender.flush()
+
+
+def _drain(sender: Delivery | None, timeout: float, summary: dict[str, Any]) -> bool:
+    """Wait (bounded) for every notification to be delivered; False when anything stayed undelivered."""
+    if sender is None:
+        return True
+    try:
+        result = sender.drain(deadline_seconds=timeout)
+    finally:
+        sender.close()
+    summary["deliveries"] = {"delivered": result.delivered, "pending": result.pending, "failed": result.failed}
+    for destination, entry_id, state in result.undelivered:
+        print(f"bindwatch: notification {entry_id} to {destination} not delivered ({state})", file=sys.stderr)
+    return result.ok
 
 
 _TABLE_HEADER = (

@@ -51,7 +51,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²".isdigit() is True too
         return float(int(text))
     try:
         when = parsedate_to_datetime(text)
@@ -158,20 +158,31 @@ class Delivery:
         self.breaker = breaker or BreakerPolicy()
         self._rand, self._sleep = rand, sleep
         self._submitted: dict[tuple[str, str], None] = {}
+        self._fresh: list[Entry] = []
 
     def submit(self, notifications: Iterable[Notification]) -> Report:
         """Write each notification to the outbox, then try to send each once now."""
-        written = []
+        self.enqueue(notifications)
+        self.flush()
+        return self.report()
+
+    def enqueue(self, notifications: Iterable[Notification]) -> int:
+        """The durable hand-over: written to the outbox before anyone may consider them sent."""
+        written = 0
         for notification in notifications:
             now = self.clock.now()
             entry = Entry(notification.receiver, notification, created=now, next_at=now, updated=now)
             self._submitted[(entry.destination, entry.id)] = None
             if self.outbox.add(entry):
                 log_event("delivery", destination=entry.destination, status="queued", notification=entry.id)
-                written.append(entry)
-        for entry in written:
-            self._attempt(entry)
-        return self.report()
+                self._fresh.append(entry)
+                written += 1
+        return written
+
+    def flush(self) -> int:
+        """One attempt for each entry enqueued since the last flush; the timer retries the rest."""
+        fresh, self._fresh = self._fresh, []
+        return sum(self._attempt(entry) for entry in fresh)
 
     def retry_due(self, now: float | None = None) -> int:
         """Attempt every pending entry that is due; returns how many were attempted."""

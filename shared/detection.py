@@ -12,7 +12,7 @@ instance or a restart neither repeats nor loses one). A batch without records
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +65,10 @@ class Detector:
         store: DetectionStore,
         destinations: Sequence[str] = (),
         public_url: str | None = None,
+        handoff: Callable[[list[Notification]], object] | None = None,
     ) -> None:
         self.rules = rules
+        self.handoff = handoff  # the durable outbox write, done before alert states record them as sent
         self.store = store
         self.destinations = list(destinations)
         self.public_url = public_url
@@ -218,10 +220,15 @@ class Detector:
         waiting = [s for s in work.alerts.values() if s.outbox]
         if not due(waiting, work.clock, self.rules.defaults.group_wait, flush_all=final):
             return []
-        taken: list[Alert] = []
+        trials = []
         for state in waiting:
             trial = state.copy()
-            alerts = take(trial)
+            trials.append((trial, take(trial)))
+        if self.handoff is not None:
+            # Outbox first: a crash after this line resends (receivers dedupe); before it, nothing was taken.
+            self.handoff(notifications([a for _, alerts in trials for a in alerts], work.clock))
+        taken: list[Alert] = []
+        for trial, alerts in trials:
             if self.store.save_alert(trial):  # a conflict means another instance took them, or will
                 work.alerts[trial.fingerprint] = trial
                 taken += alerts
@@ -253,7 +260,12 @@ def destinations_of(settings: Settings) -> list[str]:
     return found
 
 
-def build_detector(settings: Settings, store_kind: str = "memory", table_service: Any = None) -> Detector:
+def build_detector(
+    settings: Settings,
+    store_kind: str = "memory",
+    table_service: Any = None,
+    handoff: Callable[[list[Notification]], object] | None = None,
+) -> Detector:
     """The detector from the validated settings: the rules file (RULES_FILE, else rules.toml) and the state store.
 
     `store_kind`: "memory" (replay, tests) or "table" (the function; give the TableServiceClient).
@@ -268,4 +280,4 @@ def build_detector(settings: Settings, store_kind: str = "memory", table_service
         store = TableDetectionStore(table_service, settings.state_table_prefix)
     else:
         raise ConfigurationError(f"detection state: unknown store kind {store_kind!r} (memory or table)")
-    return Detector(rules, store, destinations_of(settings), settings.public_url)
+    return Detector(rules, store, destinations_of(settings), settings.public_url, handoff)

@@ -415,7 +415,7 @@ def run_consume(
     pipeline = (pipeline_factory or host.pipeline)()
     if isinstance(pipeline.store, MemoryStore):
         log.warning("sign-ins are kept in memory: a restart forgets the open ones while the checkpoints stay")
-    consumer = Consumer(pipeline, host.report, (dead_letter_factory or host.dead_letter)(), args.tick_seconds)
+    consumer = Consumer(pipeline, host.report_and_send, (dead_letter_factory or host.dead_letter)(), args.tick_seconds)
     client = (client_factory or open_consumer)(target)
     log.warning(
         "consuming %s on %s as %s; checkpoints in %s",

@@ -18,25 +18,46 @@ from typing import Any
 import azure.functions as func
 
 from .deadletter import DeadLetter, as_rejections, open_dead_letter
+from .delivery import Delivery, build_delivery
+from .detection import build_detector
 from .lookup import StoreDetails
+from .outbox import TableOutbox
 from .pipeline import Outcome, Pipeline, Tally
 from .record import Message, Origin
 from .request import iso
+from .rule import load_rules
 from .settings import current_settings
+from .storage import table_service
 from .table_store import TableStore, open_table_store
 from .telemetry import log_event
 
 _pipeline: Pipeline | None = None
 _dead_letter: DeadLetter | None = None
+_delivery: Delivery | None = None
+
+
+def validate() -> None:
+    """Read the settings and the rules file now, so a bad value stops the start naming it."""
+    settings = current_settings()
+    load_rules(settings.rules_file)
 
 
 def pipeline() -> Pipeline:
-    """One pipeline per worker process, built on first use: Table Storage state from the validated settings."""
-    global _pipeline
+    """One pipeline per worker process, built on first use: Table Storage state, detection and delivery."""
+    global _pipeline, _delivery
     if _pipeline is None:
         settings = current_settings()
-        _pipeline = Pipeline(open_table_store(settings), settings.settle_seconds)
+        service = table_service(settings)
+        _delivery = build_delivery(settings, TableOutbox(service, settings.state_table_prefix))
+        handoff = _delivery.enqueue if _delivery else None
+        detector = build_detector(settings, "table", service, handoff=handoff)
+        _pipeline = Pipeline(open_table_store(settings), settings.settle_seconds, observers=[detector])
     return _pipeline
+
+
+def delivery() -> Delivery | None:
+    """The destinations' outbox and notifiers, built with the pipeline (None when no destination is configured)."""
+    return _delivery
 
 
 def details() -> StoreDetails:
@@ -55,11 +76,14 @@ def dead_letter() -> DeadLetter:
     return _dead_letter
 
 
-def use_pipeline(replacement: Pipeline | None, dead_letters: DeadLetter | None = None) -> None:
+def use_pipeline(
+    replacement: Pipeline | None, dead_letters: DeadLetter | None = None, deliveries: Delivery | None = None
+) -> None:
     """Tests and the standalone consumer choose the pipeline (and so the store) explicitly; None rebuilds."""
-    global _pipeline, _dead_letter
+    global _pipeline, _dead_letter, _delivery
     _pipeline = replacement
     _dead_letter = dead_letters
+    _delivery = deliveries
 
 
 def messages_of(events: Sequence[func.EventHubEvent]) -> list[Message]:
@@ -93,9 +117,31 @@ def handle_events(
             log_event("batch_failed", logging.WARNING, messages=len(messages), error=_describe(error))
             raise  # the trigger's retry policy runs the batch again
         return give_up(messages, error)
-    report(outcome)  # rejections are logged first, so a failing blob write loses none of them
-    dead_letter().write(outcome.rejections)
+    after(outcome)
     return outcome
+
+
+def after(outcome: Outcome) -> None:
+    """What follows every batch: logs first (so a failing blob write loses no trace), dead letters, first sends."""
+    report(outcome)
+    dead_letter().write(outcome.rejections)
+    send(outcome)
+
+
+def send(outcome: Outcome) -> None:
+    """First attempts for what detection just handed over; on a quiet tick, the retries that are due too."""
+    sender = delivery()
+    if sender is None:
+        return
+    sender.flush()
+    if not outcome.tally.messages:
+        sender.retry_due()
+
+
+def report_and_send(outcome: Outcome) -> None:
+    """The standalone consumer's reporter: the same logs and deliveries as the function."""
+    report(outcome)
+    send(outcome)
 
 
 def last_try(context: func.Context | None) -> bool:
@@ -132,9 +178,10 @@ def _describe(error: Exception) -> str:
 
 
 def handle_timer() -> Outcome:
-    """Settle the sign-ins whose window passed while no records came."""
+    """Settle sign-ins and resolve alerts whose traffic stopped; retry notifications that are due."""
     outcome = pipeline().tick()
     report(outcome)
+    send(outcome)
     return outcome
 
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import azure.functions as func
@@ -40,7 +40,7 @@ def function_env(
 
 def events_of(path: Path) -> list[func.EventHubEvent]:
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-    at = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
     return [
         func.EventHubEvent(body=b, sequence_number=i, offset=str(i * 1000), enqueued_time=at)
         for i, b in enumerate(lines)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import azure.functions as func
 
@@ -30,6 +30,7 @@ from .settings import current_settings
 from .storage import table_service
 from .table_store import TableStore, open_table_store
 from .telemetry import log_event
+from .verdict import verdict_line
 
 _pipeline: Pipeline | None = None
 _dead_letter: DeadLetter | None = None
@@ -168,7 +169,7 @@ def give_up(messages: Sequence[Message], error: Exception) -> Outcome:
         sequence_number=first.sequence_number,
     )
     tally = Tally(messages=len(messages), rejected=len(messages))
-    return Outcome(tally=tally, rejections=rejections, lines=[], clock=None)
+    return Outcome(tally=tally, rejections=rejections, observed=[], clock=None)
 
 
 def _describe(error: Exception) -> str:
@@ -194,11 +195,15 @@ def handle_retention(now: float | None = None) -> int:
 
 
 def report(outcome: Outcome) -> None:
-    """Structured events for Log Analytics: the batch counts, each rejection, each verdict and alert."""
+    """Structured events for Log Analytics: batch counts, each rejection, each unbound verdict and each alert.
+
+    Bound and unevaluated verdicts are counted, not logged one by one: at a tenant's volume that would be
+    hundreds of thousands of trace lines a day for no decision anyone takes.
+    """
     tally = outcome.tally
-    verdicts = [line for line in outcome.lines if line.get("type") == "verdict"]
-    counts = {kind: sum(1 for v in verdicts if v["verdict"] == kind) for kind in ("bound", "unbound", "unevaluated")}
-    if tally.messages or verdicts:
+    counts = Counter(signin.verdict for signin in outcome.finals)
+    enforcement = Counter(signin.enforcement.label for signin in outcome.finals if signin.unbound)
+    if tally.messages or outcome.finals:
         log_event(
             "batch",
             messages=tally.messages,
@@ -208,7 +213,11 @@ def report(outcome: Outcome) -> None:
             duplicates=tally.duplicates,
             signins=tally.signins,
             finals=tally.finals,
-            **counts,
+            bound=counts["bound"],
+            unbound=counts["unbound"],
+            unevaluated=counts["unevaluated"],
+            unbound_report_only=enforcement["report_only"],
+            unbound_enforced=enforcement["enforced"],
         )
     for rejection in outcome.rejections:
         origin = rejection.origin
@@ -221,17 +230,17 @@ def report(outcome: Outcome) -> None:
             sequence_number=origin.sequence_number,
             record_index=rejection.index,
         )
-    for line in outcome.lines:
-        _log_line(line)
+    for signin in outcome.finals:
+        if signin.unbound:
+            line = verdict_line(signin)
+            log_event("verdict", **{k: line.get(k) for k in _VERDICT_FIELDS})
+    for line in outcome.observed:
+        if line.get("type") == "alert":
+            log_event("alert", logging.WARNING, **{k: line.get(k) for k in _ALERT_FIELDS})
 
 
-def _log_line(line: dict[str, Any]) -> None:
-    if line.get("type") == "verdict":
-        fields = ("correlation_id", "verdict", "enforcement", "status_codes", "user", "apps", "revision")
-        log_event("verdict", **{k: line.get(k) for k in fields})
-    elif line.get("type") == "alert":
-        fields = ("status", "rule", "fingerprint", "group", "at")
-        log_event("alert", logging.WARNING, **{k: line.get(k) for k in fields})
+_VERDICT_FIELDS = ("correlation_id", "verdict", "enforcement", "status_codes", "user", "apps", "device_os", "revision")
+_ALERT_FIELDS = ("status", "rule", "fingerprint", "group", "at", "title", "severity", "enforcement")
 
 
 def _partition_of(events: Sequence[func.EventHubEvent]) -> str | None:

@@ -67,9 +67,15 @@ class Observation:
 class Outcome:
     tally: Tally
     rejections: list[Rejection]
-    lines: list[dict[str, Any]]  # verdict and observer lines, in the order they were decided
+    observed: list[dict[str, Any]]  # observer lines (alerts), in the order they were decided
     clock: float | None
     notifications: list[Notification] = field(default_factory=list)  # alerts grouped per destination, to deliver
+    finals: list[SignIn] = field(default_factory=list)  # sign-ins declared final in this step
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """Verdict lines, then observer lines: built on demand, because the function only logs counts."""
+        return [verdict_line(signin) for signin in self.finals] + self.observed
 
 
 class Observer(Protocol):
@@ -150,7 +156,7 @@ class Pipeline:
             cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
         finals = self.store.settle(cutoff)
         tally.finals += len(finals)
-        lines = [verdict_line(signin) for signin in finals]
+        lines: list[dict[str, Any]] = []
         batch = Batch(
             requests=requests, updates=updates, finals=finals, clock=clock, final=final, previous_clock=previous
         )
@@ -162,4 +168,6 @@ class Pipeline:
                 notifications.extend(observed.notifications)
             else:
                 lines.extend(observed)
-        return Outcome(tally=tally, rejections=[], lines=lines, clock=clock, notifications=notifications)
+        return Outcome(
+            tally=tally, rejections=[], observed=lines, clock=clock, notifications=notifications, finals=finals
+        )

@@ -74,15 +74,13 @@ def filler_policies(count: int) -> list[dict[str, Any]]:
     return [
         {
             "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"filler-{i}")),
-            "displayName": f"CA{i:03d} Baseline policy number {i} for all users and all cloud apps",
+            "displayName": f"CA{i:03d} Baseline policy {i}",
             "enforcedGrantControls": ["Mfa"] if i % 3 == 0 else ["RequireCompliantDevice"],
             "enforcedSessionControls": ["SignInFrequency"] if i % 4 == 0 else [],
             "sessionControlsNotSatisfied": [],
             "result": results[i % len(results)],
             "conditionsSatisfied": 3 if i % 2 else 0,
             "conditionsNotSatisfied": 0 if i % 2 else 1,
-            "includeRulesSatisfied": [{"conditionalAccessCondition": "application", "ruleSatisfied": "allApps"}],
-            "excludeRulesSatisfied": [],
         }
         for i in range(count)
     ]
@@ -106,8 +104,8 @@ def record(
     fillers: int = 0,
 ) -> dict[str, Any]:
     """One record of the stream; `status=None` leaves tokenProtectionStatusDetails out."""
-    request_id = request_id or str(uuid.uuid4())
-    correlation_id = correlation_id or str(uuid.uuid4())
+    request_id = request_id or uid()
+    correlation_id = correlation_id or uid()
     properties: dict[str, Any] = {
         "id": request_id,
         "createdDateTime": iso(at),
@@ -181,7 +179,7 @@ def service_principal_record(at: datetime = BASE_TIME) -> dict[str, Any]:
         "time": iso(at),
         "category": "ServicePrincipalSignInLogs",
         "operationName": "Sign-in activity",
-        "properties": {"id": str(uuid.uuid4()), "servicePrincipalName": "backup-job", "createdDateTime": iso(at)},
+        "properties": {"id": uid(), "servicePrincipalName": "backup-job", "createdDateTime": iso(at)},
     }
 
 

@@ -172,8 +172,10 @@ def main() -> int:
     print(f"(a) json.loads + walk      {records / a:>10,.0f} records/s")
     print(f"(b) orjson.loads + walk    {records / b:>10,.0f} records/s")
     print(f"(c) pipeline, memory store {records / c:>10,.0f} records/s   (c)/(b) = {b / c:.2f}  (target >= 0.8)")
-    print(f"(d) pipeline, Table store  {d_rate:>10,.0f} records/s   {d_requests:.0f} storage requests per 1,000 records"
-          " (target <= 150)")
+    print(
+        f"(d) pipeline, Table store  {d_rate:>10,.0f} records/s   {d_requests:.0f} storage requests per 1,000 records"
+        " (target <= 150)"
+    )
     print(f"memory per open sign-in    {per_signin:>10,.0f} bytes with {args.open_signins:,} open (target < 1024)")
     print(f"100-record batch           {latency:>10.1f} ms median, in-memory store (target < 50)")
     print(f"peak memory (RSS)          {peak_mb:>10,.0f} MB")

@@ -8,7 +8,10 @@ enforcement win.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .record import Policy
 
 
 class Binding(IntEnum):
@@ -100,7 +103,7 @@ class PolicyView:
 NO_POLICY = PolicyView()
 
 
-def read_policies(policies: Any) -> PolicyView:
+def read_policies(policies: list[Policy] | None) -> PolicyView:
     """Walk `appliedConditionalAccessPolicies` once, looking only at token protection policies.
 
     A record lists every policy of the tenant (~30), so this loop is the hot path:
@@ -110,22 +113,19 @@ def read_policies(policies: Any) -> PolicyView:
         return NO_POLICY
     view = NO_POLICY
     for policy in policies:
-        try:
-            controls = policy["enforcedSessionControls"]
-        except (KeyError, TypeError, IndexError):
-            continue  # not a policy object, or no session controls
+        controls = policy.enforcedSessionControls
         if not controls or _plainly_other(controls) or not _has_token_protection(controls):
             continue
-        result = policy.get("result")
+        result = policy.result
         result = result.lower() if isinstance(result, str) else ""
         if result in NOT_APPLIED_RESULTS:
             continue
         if view is NO_POLICY:
             view = PolicyView()
-        blocked = _has_token_protection(policy.get("sessionControlsNotSatisfied"))
+        blocked = _has_token_protection(policy.sessionControlsNotSatisfied)
         view.not_satisfied = view.not_satisfied or blocked
         view.enforcement = max(view.enforcement, _enforcement_of(result))
-        name = policy.get("displayName")
+        name = policy.displayName
         view.results.append((name if isinstance(name, str) else "", result, blocked))
     return view
 

@@ -21,14 +21,15 @@ from .alert_content import render
 from .detection_store import DetectionStore, MemoryDetectionStore, StateConflict, TableDetectionStore
 from .pipeline import Batch, Observation
 from .rule import (
+    Dimensions,
     Finding,
+    Grouper,
     Rule,
     RulesFile,
     RuleState,
     describe_signin,
     evaluate,
     group_key,
-    group_keys,
     load_rules,
     moment_for,
     receivers,
@@ -69,6 +70,7 @@ class Detector:
     ) -> None:
         self.rules = rules
         self.handoff = handoff  # the durable outbox write, done before alert states record them as sent
+        self.grouper = Grouper()
         self.store = store
         self.destinations = list(destinations)
         self.public_url = public_url
@@ -129,15 +131,17 @@ class Detector:
 
     def _count_judged(self, update: Update, tally: Tally) -> None:
         minute = minute_of(update.first_at)
+        dimensions = Dimensions(update.signin)
         for rule in self.rules.active_rules:
-            for key in group_keys(rule, update.signin, unbound=False):
+            for key in self.grouper.keys(rule, dimensions, unbound=False):
                 tally.counts(minute, rule.name, key).judged += 1
 
     def _count_unbound(self, update: Update, at: float, tally: Tally, work: Pass) -> None:
         minute = minute_of(at)
         described = describe_signin(update.signin)
+        dimensions = Dimensions(update.signin)
         for rule in self.rules.active_rules:
-            for key in group_keys(rule, update.signin, unbound=True):
+            for key in self.grouper.keys(rule, dimensions, unbound=True):
                 tally.counts(minute, rule.name, key).add_unbound(described, update.signin.correlation_id)
                 if rule.kind == "new":
                     self._note(work, "see", key, at, rule.lookback or 0.0, rule=rule.name)

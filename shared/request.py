@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .binding import Binding, Enforcement, read_policies, status_of
-from .record import Accepted
+from .record import Accepted, Device
+
+_NO_DEVICE = Device()
 
 _US_FORMAT = "%m/%d/%Y %I:%M:%S %p"  # seen in real data: 11/14/2025 1:48:53 AM
 
@@ -39,30 +41,28 @@ class Request:
 def judge(accepted: Accepted, fallback_time: float) -> Request:
     """Apply rules 1-5 and 7 to one accepted record."""
     props = accepted.properties
-    binding, code = status_of(props.get("tokenProtectionStatusDetails"))
-    view = read_policies(props.get("appliedConditionalAccessPolicies"))
+    binding, code = status_of(props.tokenProtectionStatusDetails)
+    view = read_policies(props.appliedConditionalAccessPolicies)
     if view.not_satisfied:
         binding = Binding.UNBOUND
-    request_id = props["id"]
-    device = props.get("deviceDetail")
-    if not isinstance(device, dict):
-        device = {}
+    request_id = props.id
+    device = props.deviceDetail or _NO_DEVICE
     return Request(
         id=request_id,
-        correlation_id=_text(props.get("correlationId")) or _text(accepted.record.get("correlationId")) or request_id,
+        correlation_id=_text(props.correlationId) or _text(accepted.record.correlationId) or request_id,
         category=accepted.category,
-        at=event_time(props.get("createdDateTime"), accepted.record.get("time"), fallback_time),
+        at=event_time(props.createdDateTime, accepted.record.time, fallback_time),
         binding=binding,
         enforcement=view.enforcement,
         code=code,
-        user=_text(props.get("userPrincipalName")) or _text(props.get("userId")),
-        app=_text(props.get("appDisplayName")) or _text(props.get("appId")),
-        resource=_text(props.get("resourceDisplayName")) or _text(props.get("resourceId")),
-        os=_text(device.get("operatingSystem")),
-        trust_type=_text(device.get("trustType")),
-        client_app=_text(props.get("clientAppUsed")),
-        device_id=_device_id(device.get("deviceId")),
-        browser=_text(device.get("browser")),
+        user=_text(props.userPrincipalName) or _text(props.userId),
+        app=_text(props.appDisplayName) or _text(props.appId),
+        resource=_text(props.resourceDisplayName) or _text(props.resourceId),
+        os=_text(device.operatingSystem),
+        trust_type=_text(device.trustType),
+        client_app=_text(props.clientAppUsed),
+        device_id=_device_id(device.deviceId),
+        browser=_text(device.browser),
         policies=tuple(view.results),
     )
 
@@ -98,7 +98,7 @@ def iso(seconds: float) -> str:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return value.strip() if type(value) is str else ""
 
 
 def _device_id(value: Any) -> str:

@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,15 +325,68 @@ def _allowed(rule: Rule, dimension: str, values: tuple[str, ...]) -> tuple[str, 
 
 def group_keys(rule: Rule, signin: SignIn, unbound: bool) -> list[str]:
     """The groups a sign-in counts in for a rule (none when filtered out); each combination of values once."""
+    return _group_keys(rule, unbound, lambda dimension: dimension_values(signin, dimension))
+
+
+def _group_keys(rule: Rule, unbound: bool, values_of: Callable[[str], tuple[str, ...]]) -> list[str]:
     per_dimension: dict[str, tuple[str, ...]] = {}
     for dimension in {*rule.match, *rule.exclude, *rule.group_by}:
         if dimension == "status_code" and not unbound:
             return []  # a judged sign-in has no code to group or filter by
-        per_dimension[dimension] = _allowed(rule, dimension, dimension_values(signin, dimension))
+        per_dimension[dimension] = _allowed(rule, dimension, values_of(dimension))
         if not per_dimension[dimension]:
             return []
     combos = itertools.product(*(per_dimension[d] for d in rule.group_by))
     return [group_key(combo) for combo in combos]
+
+
+class Grouper:
+    """group_keys for many sign-ins: most share their app, platform and enforcement, so each answer is kept.
+
+    Counting runs for every judged sign-in and every rule; remembering the keys per distinct combination of
+    the values a rule looks at turns that into one dict lookup. The memory is bounded (cleared when full).
+    """
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Any, ...], list[str]] = {}
+        self._dimensions: dict[str, tuple[str, ...]] = {}
+
+    def keys(self, rule: Rule, signin: SignIn | Dimensions, unbound: bool) -> list[str]:
+        """Rule names are unique within one rules file, and a Grouper serves one rules file."""
+        dimensions = self._dimensions.get(rule.name)
+        if dimensions is None:
+            dimensions = self._dimensions[rule.name] = _dimensions_of(rule)
+        values = signin if isinstance(signin, Dimensions) else Dimensions(signin)
+        signature = (rule.name, unbound, *(values(d) for d in dimensions))
+        found = self._known.get(signature)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            values = dict(zip(dimensions, signature[2:], strict=True))
+            found = self._known[signature] = _group_keys(rule, unbound, values.__getitem__)
+        return found
+
+
+class Dimensions:
+    """One sign-in's dimension values, each read once however many rules ask."""
+
+    __slots__ = ("_seen", "signin")
+
+    def __init__(self, signin: SignIn) -> None:
+        self.signin = signin
+        self._seen: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, dimension: str) -> tuple[str, ...]:
+        found = self._seen.get(dimension)
+        if found is None:
+            found = self._seen[dimension] = dimension_values(self.signin, dimension)
+        return found
+
+
+def _dimensions_of(rule: Rule) -> tuple[str, ...]:
+    return tuple(sorted({*rule.match, *rule.exclude, *rule.group_by}))
 
 
 def group_key(values: Iterable[str]) -> str:

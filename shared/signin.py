@@ -47,6 +47,9 @@ def merge_copies(old: int, new: int) -> int:
     return _pack(binding, max(_enforcement(old), _enforcement(new)), code)
 
 
+_ENFORCEMENTS = tuple(Enforcement(v) for v in range(3))
+
+
 def _intern(text: str) -> str:
     # Apps, resources and platforms repeat across thousands of sign-ins; keep one copy of each.
     return sys.intern(text) if text else ""
@@ -144,7 +147,7 @@ class SignIn:
 
     @property
     def enforcement(self) -> Enforcement:
-        return max((_enforcement(p) for p in self.requests.values()), default=Enforcement.NONE)
+        return _ENFORCEMENTS[max((p >> 2) & 3 for p in self.requests.values()) if self.requests else 0]
 
     @property
     def unbound_requests(self) -> int:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from shared.binding import Binding, Enforcement, code_of, read_policies, status_of
-from shared.record import Accepted
-from shared.request import judge
-from tests.corpus import policy, record
+from shared.record import Message, read_message
+from shared.request import Request, judge
+from tests.corpus import body, policy, record
 
 
-def judged(rec: dict) -> object:
-    return judge(Accepted(rec, rec["properties"], rec["category"]), fallback_time=0.0)
+def judged(rec: dict) -> Request:
+    (accepted,) = read_message(Message(body([rec]))).accepted
+    return judge(accepted, fallback_time=0.0)
+
+
+def policies(*entries: object) -> object:
+    """Policies as the reader hands them over: through a record, fast path or lenient path alike."""
+    return judged(record(status=None, policies=list(entries)))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -101,14 +107,18 @@ def test_rule3_failure_without_the_control_unsatisfied_is_not_unbound() -> None:
     ],
 )
 def test_rule5_enforcement_from_policy_result(result: str, expected: Enforcement) -> None:
-    assert read_policies([policy(result=result)]).enforcement is expected
+    assert policies(policy(result=result)).enforcement is expected
 
 
 def test_rule5_strongest_policy_wins_within_a_request() -> None:
-    policies = [policy("a", result="reportOnlyFailure"), policy("b", result="success")]
-    assert read_policies(policies).enforcement is Enforcement.ENFORCED
+    assert policies(policy("a", result="reportOnlyFailure"), policy("b", result="success")).enforcement is (
+        Enforcement.ENFORCED
+    )
 
 
 def test_policies_that_are_not_a_list_or_not_objects_are_ignored() -> None:
-    assert read_policies("nope").enforcement is Enforcement.NONE
-    assert read_policies([1, None, "x", policy(result="success")]).enforcement is Enforcement.ENFORCED
+    rec = record(status="bound")
+    rec["properties"]["appliedConditionalAccessPolicies"] = "nope"
+    assert judged(rec).enforcement is Enforcement.NONE
+    assert policies(1, None, "x", policy(result="success")).enforcement is Enforcement.ENFORCED
+    assert read_policies(None).enforcement is Enforcement.NONE

@@ -161,3 +161,33 @@ def test_the_pipeline_accounts_for_every_record(messages: list[list]) -> None:
     assert tally.requests + tally.duplicates == tally.records
     drained = pipeline.drain()
     assert drained.tally.finals == tally.signins
+
+
+def _judged_both_ways(data: bytes) -> tuple[list, list]:
+    from shared.record import Reading, _read_lenient
+
+    message = Message(data)
+    fast = read_message(message)
+    lenient = Reading()
+    _read_lenient(message, lenient)
+    as_requests = lambda reading: [judge(a, 0.0) for a in reading.accepted]  # noqa: E731
+    return (as_requests(fast), dict(fast.skipped), len(fast.rejections)), (
+        as_requests(lenient),
+        dict(lenient.skipped),
+        len(lenient.rejections),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(fields | json_values, max_size=8))
+def test_the_narrow_fast_path_judges_exactly_as_the_lenient_path(records: list) -> None:
+    fast, lenient = _judged_both_ways(json.dumps({"records": records}).encode())
+    assert fast == lenient
+
+
+def test_fast_and_lenient_paths_agree_on_the_samples() -> None:
+    from pathlib import Path
+
+    for line in Path("samples/01-rollout.jsonl").read_bytes().splitlines()[:20]:
+        fast, lenient = _judged_both_ways(line)
+        assert fast == lenient and fast[0]

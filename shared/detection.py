@@ -114,9 +114,11 @@ class Detector:
         tally = Tally()
         lateness = self.rules.defaults.allowed_lateness
         clock = float("-inf") if reference is None else reference
+        created = [update.first_at for update in updates if update.created]
+        if created:
+            self._note(work, "start", min(created))  # only the earliest traffic matters to a rule's warm-up
         for update in updates:
             if update.created:
-                self._note(work, "start", update.first_at)
                 if is_late(update.first_at, clock, lateness):
                     tally.late += 1
                 else:
@@ -131,10 +133,8 @@ class Detector:
 
     def _count_judged(self, update: Update, tally: Tally) -> None:
         minute = minute_of(update.first_at)
-        dimensions = Dimensions(update.signin)
-        for rule in self.rules.active_rules:
-            for key in self.grouper.keys(rule, dimensions, unbound=False):
-                tally.counts(minute, rule.name, key).judged += 1
+        for rule, key in self.grouper.all_keys(self.rules.active_rules, update.signin, unbound=False):
+            tally.counts(minute, rule.name, key).judged += 1
 
     def _count_unbound(self, update: Update, at: float, tally: Tally, work: Pass) -> None:
         minute = minute_of(at)

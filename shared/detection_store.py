@@ -69,7 +69,7 @@ class MemoryDetectionStore:
     """One process, no I/O; versions stand in for ETags so conflicts behave as in the table."""
 
     def __init__(self) -> None:
-        self._buckets: dict[int, dict[str, Any]] = {}
+        self._buckets: dict[int, Bucket] = {}
         self._rules: dict[str, tuple[dict[str, Any], str]] = {}
         self._alerts: dict[str, tuple[dict[str, Any], str]] = {}
         self._version = 0
@@ -79,11 +79,10 @@ class MemoryDetectionStore:
         return str(self._version)
 
     def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+        """Buckets are kept as objects (no serialisation round trip: this is the hot path of replay)."""
         for minute, increment in increments.items():
-            bucket = bucket_from_data(self._buckets.get(minute, {}))
-            merge_bucket(bucket, increment)
-            self._buckets[minute] = bucket_to_data(bucket)
-        return {m: bucket_from_data(d) for m, d in self._buckets.items() if first <= m <= last}
+            merge_bucket(self._buckets.setdefault(minute, {}), increment)
+        return {m: b for m, b in self._buckets.items() if first <= m <= last}
 
     def load_states(self) -> tuple[dict[str, RuleState], dict[str, AlertState]]:
         rules = {n: RuleState.from_data(d, e) for n, (d, e) in self._rules.items()}

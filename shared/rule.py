@@ -11,9 +11,10 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -233,8 +234,9 @@ class RulesFile(BaseModel):
                 raise ValueError(f"rule {name!r} is defined twice")
         return self
 
-    @property
+    @cached_property
     def active_rules(self) -> tuple[Rule, ...]:
+        """Read per sign-in on the hot path; a loaded rules file does not change."""
         return tuple(r for r in self.rules if r.enabled)
 
     def repeat_interval(self, rule: Rule) -> float:
@@ -351,7 +353,22 @@ class Grouper:
 
     def __init__(self) -> None:
         self._known: dict[tuple[Any, ...], list[str]] = {}
+        self._profiles: dict[tuple[Any, ...], list[tuple[Rule, str]]] = {}
         self._dimensions: dict[str, tuple[str, ...]] = {}
+
+    def all_keys(self, rules: Sequence[Rule], signin: SignIn, unbound: bool) -> list[tuple[Rule, str]]:
+        """All rules at once: the sign-in's values for every dimension any rule reads make one profile."""
+        dimensions = self._dimensions.get("")
+        if dimensions is None:
+            dimensions = self._dimensions[""] = tuple(sorted({d for r in rules for d in _dimensions_of(r)}))
+        profile = (unbound, *[dimension_values(signin, d) for d in dimensions])
+        found = self._profiles.get(profile)
+        if found is None:
+            if len(self._profiles) >= self.LIMIT:
+                self._profiles.clear()
+            values = Dimensions(signin)
+            found = self._profiles[profile] = [(r, k) for r in rules for k in self.keys(r, values, unbound)]
+        return found
 
     def keys(self, rule: Rule, signin: SignIn | Dimensions, unbound: bool) -> list[str]:
         """Rule names are unique within one rules file, and a Grouper serves one rules file."""

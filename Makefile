@@ -44,6 +44,10 @@ format: $(STAMP)
 samples: $(STAMP)
 	$(PY) scripts/make_samples.py
 
+# Speed and cost against the limit (decoding the JSON at all), measured side by side in one run.
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) bench/bench.py
+
 # Regenerate the pictures README shows.
 card: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) scripts/render_card.py --out docs/teams-card.png

@@ -211,4 +211,14 @@ def _pick(current: str, offered: str, earliest: bool) -> str:
 def _add(labels: tuple[str, ...], label: str) -> tuple[str, ...]:
     if not label or label in labels or len(labels) >= _MAX_LABELS:
         return labels
-    return (*labels, _intern(label))
+    grown = (*labels, _intern(label))
+    # Thousands of open sign-ins share a few app, resource and category sets: keep one tuple of each.
+    shared = _LABEL_SETS.get(grown)
+    if shared is None:
+        if len(_LABEL_SETS) >= 100_000:
+            _LABEL_SETS.clear()
+        shared = _LABEL_SETS[grown] = grown
+    return shared
+
+
+_LABEL_SETS: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -58,29 +58,32 @@ def credential(settings: Settings) -> TokenCredential:
 
 def table_service(settings: Settings, **options: Any) -> TableServiceClient:
     """The Table service that keeps sign-in state; `options` go to the client (tests pass a counting transport)."""
-    # A connection string set for us wins over the host's identity settings; an explicit URI wins over
-    # the host's connection string (it says "this account, by identity").
-    if settings.state_connection is not None:
-        return TableServiceClient.from_connection_string(_connection_string(settings) or "", **options)
-    endpoint = settings.state_table_uri
-    connection = None if endpoint else _connection_string(settings)
-    if connection:
+    connection, endpoint = _account(settings, "table", settings.state_table_uri)
+    if connection is not None:
         return TableServiceClient.from_connection_string(connection, **options)
-    endpoint = endpoint or _endpoint(settings, "table")
-    if not endpoint:
-        raise ConfigurationError(_NO_STORAGE)
     return TableServiceClient(endpoint=endpoint, credential=credential(settings), **options)
 
 
 def blob_service(settings: Settings, **options: Any) -> BlobServiceClient:
     """The Blob service that keeps rejected input (same account choice as the tables)."""
-    if settings.state_connection is not None:
-        return BlobServiceClient.from_connection_string(_connection_string(settings) or "", **options)
-    endpoint = settings.state_blob_uri
-    connection = None if endpoint else _connection_string(settings)
-    if connection:
+    connection, endpoint = _account(settings, "blob", settings.state_blob_uri)
+    if connection is not None:
         return BlobServiceClient.from_connection_string(connection, **options)
-    endpoint = endpoint or _endpoint(settings, "blob")
-    if not endpoint:
-        raise ConfigurationError(_NO_STORAGE.replace("TABLE", "BLOB"))
     return BlobServiceClient(account_url=endpoint, credential=credential(settings), **options)
+
+
+def _account(settings: Settings, service: str, state_uri: str | None) -> tuple[str | None, str]:
+    """(connection string, None) or (None, endpoint for an identity) for one storage service.
+
+    A connection string set for us wins over the host's identity settings; an explicit URI wins over the
+    host's connection string (it says "this account, by identity").
+    """
+    if settings.state_connection is not None:
+        return _connection_string(settings) or "", ""
+    connection = None if state_uri else _connection_string(settings)
+    if connection:
+        return connection, ""
+    endpoint = state_uri or _endpoint(settings, service)
+    if not endpoint:
+        raise ConfigurationError(_NO_STORAGE if service == "table" else _NO_STORAGE.replace("TABLE", "BLOB"))
+    return None, endpoint

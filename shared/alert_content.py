@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 
 from .alert import Alert, fingerprint
+from .lookup import lookup_links
 from .request import iso
 from .rule import Finding, Rule
 from .status_code import describe
@@ -72,7 +73,7 @@ def render(
         codes=codes,
         examples=list(counts.examples[:5]),
         kql=kql(rule, finding.group, at),
-        links=links(public_url),
+        links={**links(public_url), **lookup_links(public_url, list(counts.examples[:3]))},
         receivers=receivers,
         silenced=silenced,
     )

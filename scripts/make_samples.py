@@ -32,7 +32,7 @@ def messages(records: list[dict], rng: random.Random, size: int = 20) -> list[by
 
 def rollout() -> list[bytes]:
     """Two hours of ordinary traffic in report-only and enforced mode, plus other categories."""
-    traffic = Traffic(seed=11, users=40)
+    traffic = Traffic(seed=11, users=40, fillers=2)
     rng = random.Random(11)
     records: list[dict] = []
     for minute in range(120):
@@ -60,7 +60,7 @@ def rollout() -> list[bytes]:
 
 def burst() -> list[bytes]:
     """A Teams client update stops using the broker: 1008s from one app, twenty times the usual rate."""
-    traffic = Traffic(seed=23, users=60)
+    traffic = Traffic(seed=23, users=60, fillers=2)
     rng = random.Random(23)
     start = BASE_TIME + timedelta(hours=2)
     records: list[dict] = []

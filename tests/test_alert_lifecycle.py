@@ -156,5 +156,6 @@ def test_the_alert_line_and_what_it_says() -> None:
     assert line["examples"] == ["corr-0", "corr-1", "corr-2"]
     assert 'AppDisplayName == "Microsoft Teams"' in line["kql"]
     assert "reportOnlyFailure" in line["kql"]
-    assert set(line["links"]) == {"Entra sign-in logs", "bindwatch"}
+    assert set(line["links"]) == {"Entra sign-in logs", "bindwatch", "Lookup corr-0", "Lookup corr-1", "Lookup corr-2"}
+    assert line["links"]["Lookup corr-0"] == "https://bw.example/api/signins/corr-0"
     assert Alert.from_dict(made.to_dict()) == made

@@ -89,7 +89,7 @@ class Detector:
         tally = self._count(batch.updates, work, reference)
         self._save_rules(work)
         first = minute_of(start - self.rules.span_seconds()) - 1
-        buckets = self.store.merge_buckets(tally.buckets, first, minute_of(clock))
+        buckets = self.store.merge_buckets(tally.buckets, first, minute_of(clock), batch.key)
         sent: list[Notification] = []
         for at in steps(start, clock):
             work.clock = at

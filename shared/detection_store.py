@@ -40,7 +40,7 @@ class StateConflict(Exception):
 
 
 class DetectionStore(Protocol):
-    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+    def merge_buckets(self, increments: Buckets, first: int, last: int, batch: str | None = None) -> Buckets:
         """Add the increments (atomically per bucket) and return the buckets from minute `first` to `last`."""
         ...
 
@@ -78,8 +78,10 @@ class MemoryDetectionStore:
         self._version += 1
         return str(self._version)
 
-    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
-        """Buckets are kept as objects (no serialisation round trip: this is the hot path of replay)."""
+    def merge_buckets(self, increments: Buckets, first: int, last: int, batch: str | None = None) -> Buckets:
+        """Buckets are kept as objects (no serialisation round trip: this is the hot path of replay).
+
+        One process and no retries: `batch` needs no memory here."""
         for minute, increment in increments.items():
             merge_bucket(self._buckets.setdefault(minute, {}), increment)
         return {m: b for m, b in self._buckets.items() if first <= m <= last}
@@ -142,6 +144,11 @@ def _etag(entity: Any) -> str | None:
     return metadata.get("etag")
 
 
+StoredBucket = tuple[Bucket, str | None, tuple[str, ...]]  # counts, ETag, the last batches it took in
+REMEMBERED_BATCHES = 32
+_NOTHING: StoredBucket = ({}, None, ())
+
+
 class TableDetectionStore:
     """Azure Table Storage; every write is conditional, so instances share it safely."""
 
@@ -151,37 +158,42 @@ class TableDetectionStore:
 
     # --- window buckets ---
 
-    def merge_buckets(self, increments: Buckets, first: int, last: int) -> Buckets:
+    def merge_buckets(self, increments: Buckets, first: int, last: int, batch: str | None = None) -> Buckets:
+        """Add the increments; a minute that already took `batch` in (a rerun of it) does not add it twice."""
         pending = dict(increments)
         low = min([first, *pending])
         high = max([last, *pending])
         for _ in range(RETRIES):
             stored = self._read_buckets(low, high)
+            for minute in [m for m in pending if batch and batch in stored.get(m, _NOTHING)[2]]:
+                del pending[minute]
             if not pending:
-                return {m: b for m, (b, _) in stored.items() if first <= m <= last}
-            self._write_buckets(pending, stored)
+                return {m: b for m, (b, _, _) in stored.items() if first <= m <= last}
+            self._write_buckets(pending, stored, batch)
             if not pending:
-                return {m: b for m, (b, _) in stored.items() if first <= m <= last}
+                return {m: b for m, (b, _, _) in stored.items() if first <= m <= last}
         raise StateConflict("window buckets kept changing under concurrent writers")
 
-    def _read_buckets(self, low: int, high: int) -> dict[int, tuple[Bucket, str | None]]:
+    def _read_buckets(self, low: int, high: int) -> dict[int, StoredBucket]:
         query = "PartitionKey eq 'w' and RowKey ge @low and RowKey le @high"
         params = {"low": _minute_key(low), "high": _minute_key(high)}
-        found: dict[int, tuple[Bucket, str | None]] = {}
+        found: dict[int, StoredBucket] = {}
         pages = self.table.query_entities(query, parameters=params, results_per_page=1000).by_page()
         for page in pages:
             self.requests += 1
             for entity in page:
-                found[int(entity["RowKey"])] = (bucket_from_data(unpack(entity)), _etag(entity))
+                batches = tuple(json.loads(entity.get("batches") or "[]"))
+                found[int(entity["RowKey"])] = (bucket_from_data(unpack(entity)), _etag(entity), batches)
         return found
 
-    def _write_buckets(self, pending: Buckets, stored: dict[int, tuple[Bucket, str | None]]) -> None:
+    def _write_buckets(self, pending: Buckets, stored: dict[int, StoredBucket], batch: str | None) -> None:
         """Write what it can; minutes written are removed from `pending` and updated in `stored`."""
         minutes = sorted(pending)
         for start in range(0, len(minutes), TRANSACTION):
             chunk = minutes[start : start + TRANSACTION]
             merged = {m: _merged(stored.get(m), pending[m]) for m in chunk}
-            operations = [_bucket_operation(m, merged[m], stored.get(m)) for m in chunk]
+            batches = {m: _remembered(stored.get(m), batch) for m in chunk}
+            operations = [_bucket_operation(m, merged[m], stored.get(m), batches[m]) for m in chunk]
             try:
                 self.requests += 1
                 results = self.table.submit_transaction(operations)
@@ -190,7 +202,7 @@ class TableDetectionStore:
                     raise
                 return  # re-read and re-merge what is left
             for minute, result in zip(chunk, results, strict=True):
-                stored[minute] = (merged[minute], result.get("etag"))
+                stored[minute] = (merged[minute], result.get("etag"), batches[minute])
                 del pending[minute]
 
     def prune(self, before: int) -> int:
@@ -275,18 +287,26 @@ class TableDetectionStore:
         return result.get("etag")
 
 
-def _merged(stored: tuple[Bucket, str | None] | None, increment: Bucket) -> Bucket:
+def _remembered(stored: StoredBucket | None, batch: str | None) -> tuple[str, ...]:
+    """The last batches a minute took in, so a rerun of one of them is recognised (bounded)."""
+    known = stored[2] if stored else ()
+    return (*known, batch)[-REMEMBERED_BATCHES:] if batch else known
+
+
+def _merged(stored: StoredBucket | None, increment: Bucket) -> Bucket:
     bucket = bucket_from_data(bucket_to_data(stored[0])) if stored else {}
     merge_bucket(bucket, increment)
     return bucket
 
 
-def _bucket_operation(minute: int, bucket: Bucket, stored: tuple[Bucket, str | None] | None) -> tuple[Any, ...]:
+def _bucket_operation(
+    minute: int, bucket: Bucket, stored: StoredBucket | None, batches: tuple[str, ...]
+) -> tuple[Any, ...]:
     try:
         body = pack(bucket_to_data(bucket))
     except ValueError:
         body = pack(bucket_to_data(strip_details(bucket)))  # keep the counts; lose the top lists of this minute
-    entity = {"PartitionKey": "w", "RowKey": _minute_key(minute), **body}
+    entity = {"PartitionKey": "w", "RowKey": _minute_key(minute), **body, "batches": json.dumps(list(batches))}
     if stored is None:
         return ("create", entity)
     options = {"mode": UpdateMode.REPLACE, "etag": stored[1], "match_condition": MatchConditions.IfNotModified}

@@ -9,6 +9,7 @@ writes are idempotent).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Batch:
     clock: float | None
     final: bool = False  # the end of the input (replay's drain): nothing more will come
     previous_clock: float | None = None  # the event clock before this batch (what was already judged)
+    key: str | None = None  # the same for a redelivery of the same events (see batch_key)
 
 
 @dataclass(slots=True)
@@ -104,7 +106,8 @@ class Pipeline:
         wall = self.wall.now()
         state = self.store.load_clock()
         requests: list[Request] = []
-        for message in messages:
+        batch = list(messages)
+        for message in batch:
             # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
             tally.messages += 1
             reading = read_message(message)
@@ -118,14 +121,15 @@ class Pipeline:
         if new_state is not state and new_state is not None:
             self.store.save_clock(new_state)
         clock = new_state.watermark if new_state else None
-        updates = self.store.merge(requests, clock if clock is not None else wall) if requests else []
+        key = batch_key(batch)
+        updates = self.store.merge(requests, clock if clock is not None else wall, key) if requests else []
         for update in updates:
             tally.duplicates += update.duplicates
             tally.requests += update.new_requests
             tally.signins += update.created
             tally.reopened += update.reopened
         previous = state.watermark if state else None
-        outcome = self._settle(requests, updates, clock, tally, previous=previous)
+        outcome = self._settle(requests, updates, clock, tally, previous=previous, key=key)
         outcome.rejections = rejections
         return outcome
 
@@ -151,6 +155,7 @@ class Pipeline:
         cutoff: float | None = None,
         final: bool = False,
         previous: float | None = None,
+        key: str | None = None,
     ) -> Outcome:
         if cutoff is None:
             cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
@@ -158,7 +163,13 @@ class Pipeline:
         tally.finals += len(finals)
         lines: list[dict[str, Any]] = []
         batch = Batch(
-            requests=requests, updates=updates, finals=finals, clock=clock, final=final, previous_clock=previous
+            requests=requests,
+            updates=updates,
+            finals=finals,
+            clock=clock,
+            final=final,
+            previous_clock=previous,
+            key=key,
         )
         notifications: list[Notification] = []
         for observer in self.observers:
@@ -171,3 +182,19 @@ class Pipeline:
         return Outcome(
             tally=tally, rejections=[], observed=lines, clock=clock, notifications=notifications, finals=finals
         )
+
+
+def batch_key(messages: Sequence[Message]) -> str | None:
+    """An identity for a batch of Event Hub events that a retry of the same invocation reproduces.
+
+    The host runs a failed invocation again with the same events; stores use the key to recognise the
+    rerun and report (not recount) what the first run already wrote. Messages without Event Hub
+    coordinates (replay, tests) have no key: nothing retries them.
+    """
+    if not messages or any(m.origin.sequence_number is None for m in messages):
+        return None
+    parts = [
+        f"{m.origin.partition}:{m.origin.sequence_number}:{m.origin.offset}:{m.origin.enqueued_time}:{len(m.body)}"
+        for m in messages
+    ]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()

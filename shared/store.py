@@ -42,8 +42,12 @@ class ClockState:
 
 
 class SignInStore(Protocol):
-    def merge(self, requests: Sequence[Request], clock: float) -> list[Update]:
-        """Fold requests into their sign-ins (atomically per sign-in) and say what changed."""
+    def merge(self, requests: Sequence[Request], clock: float, batch: str | None = None) -> list[Update]:
+        """Fold requests into their sign-ins (atomically per sign-in) and say what changed.
+
+        `batch` identifies a batch a retry reproduces: a shared store reports the first run's
+        created/unbound transitions again for sign-ins that run already wrote, so none is lost.
+        """
         ...
 
     def settle(self, cutoff: float) -> list[SignIn]:
@@ -118,7 +122,8 @@ class MemoryStore:
         self._keep_final = keep_final_seconds
         self._clock: ClockState | None = None
 
-    def merge(self, requests: Sequence[Request], clock: float) -> list[Update]:
+    def merge(self, requests: Sequence[Request], clock: float, batch: str | None = None) -> list[Update]:
+        """One process, no retries: `batch` needs no memory here."""
         updates = []
         for correlation_id, group in group_by_signin(requests).items():
             update = fold(self._signins.get(correlation_id), correlation_id, group, clock)

@@ -163,6 +163,8 @@ class Stored:
     due_key: str  # "" when final
     final_key: str  # "" when open (or never settled)
     details: list[dict[str, Any]]
+    batch: str = ""  # the batch that last wrote it (see shared.pipeline.batch_key)
+    flags: dict[str, Any] | None = None  # what that batch changed, told again to a rerun of it
 
     def signin(self) -> SignIn:
         # from_state copies, so folding never touches the cached state
@@ -176,6 +178,8 @@ def stored_of(entity: dict[str, Any]) -> Stored:
         due_key=entity.get("due_key") or "",
         final_key=entity.get("final_key") or "",
         details=orjson.loads(entity.get("details") or "[]"),
+        batch=entity.get("batch") or "",
+        flags=orjson.loads(entity.get("batch_flags") or "null"),
     )
 
 
@@ -209,15 +213,32 @@ class Planned:
     size: int = 0
 
 
-def plan(bucket: str, correlation_id: str, stored: Stored | None, requests: Sequence[Request], clock: float) -> Planned:
+def plan(
+    bucket: str,
+    correlation_id: str,
+    stored: Stored | None,
+    requests: Sequence[Request],
+    clock: float,
+    *,
+    batch: str | None = None,
+) -> Planned:
     """Pure: fold a batch into one stored sign-in and say which conditional operations write it."""
+    if batch and stored is not None and stored.batch == batch and stored.flags is not None:
+        # A rerun of the batch that wrote this row (the host retries a failed invocation): tell its
+        # transitions again, so counting that failed after the write still counts them, exactly once.
+        return Planned(correlation_id, rerun(stored, stored.flags), [], None)
     update = fold(stored.signin() if stored else None, correlation_id, requests, clock)
     if not update.changed:
         return Planned(correlation_id, update, [], None)
     signin = update.signin
     due = due_row(signin.touched_at, correlation_id)
     details = add_details(stored.details if stored else [], requests)
-    entity = signin_entity(bucket, signin, due, "", details)
+    flags = transitions(update)
+    entity = {
+        **signin_entity(bucket, signin, due, "", details),
+        "batch": batch or "",
+        "batch_flags": orjson.dumps(flags).decode(),
+    }
     due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
     if stored is None:
         ops: list[tuple[Any, ...]] = [("create", entity), ("create", due_entity)]
@@ -232,7 +253,34 @@ def plan(bucket: str, correlation_id: str, stored: Stored | None, requests: Sequ
                 ops.append(("delete", {"PartitionKey": bucket, "RowKey": old}))
             ops.append(("create", due_entity))
     size = sum(len(str(v)) for op in ops for v in op[1].values())
-    return Planned(correlation_id, update, ops, Stored(signin.to_state(), "", due, "", details), size)
+    after = Stored(signin.to_state(), "", due, "", details, batch or "", flags)
+    return Planned(correlation_id, update, ops, after, size)
+
+
+def transitions(update: Update) -> dict[str, Any]:
+    """What a batch did to a sign-in, as a rerun of it must report again."""
+    return {
+        "created": update.created,
+        "first_at": update.first_at,
+        "unbound_at": update.unbound_at,
+        "new_requests": update.new_requests,
+        "reopened": update.reopened,
+    }
+
+
+def rerun(stored: Stored, flags: dict[str, Any]) -> Update:
+    unbound_at = flags.get("unbound_at")
+    return Update(
+        signin=stored.signin(),
+        changed=False,
+        created=bool(flags.get("created")),
+        became_unbound=unbound_at is not None,
+        new_requests=int(flags.get("new_requests", 0)),
+        duplicates=0,
+        reopened=bool(flags.get("reopened")),
+        first_at=float(flags.get("first_at", stored.state["first_seen"])),
+        unbound_at=None if unbound_at is None else float(unbound_at),
+    )
 
 
 def chunks(planned: Sequence[Planned]) -> Iterator[list[Planned]]:
@@ -317,22 +365,24 @@ class TableStore:
 
     # -- merge --
 
-    def merge(self, requests: Sequence[Request], clock: float) -> list[Update]:
+    def merge(self, requests: Sequence[Request], clock: float, batch: str | None = None) -> list[Update]:
         groups = group_by_signin(requests)
         by_bucket: dict[str, dict[str, list[Request]]] = {}
         for correlation_id, group in groups.items():
             by_bucket.setdefault(bucket_of(correlation_id), {})[correlation_id] = group
         updates: dict[str, Update] = {}
         for bucket in sorted(by_bucket):
-            updates.update(self._merge_bucket(bucket, by_bucket[bucket], clock))
+            updates.update(self._merge_bucket(bucket, by_bucket[bucket], clock, batch))
         return [updates[correlation_id] for correlation_id in groups]
 
-    def _merge_bucket(self, bucket: str, groups: dict[str, list[Request]], clock: float) -> dict[str, Update]:
+    def _merge_bucket(
+        self, bucket: str, groups: dict[str, list[Request]], clock: float, batch: str | None
+    ) -> dict[str, Update]:
         done: dict[str, Update] = {}
         pending = groups
         for attempt in range(MAX_ATTEMPTS):
             stored = self._load(bucket, list(pending), fresh=attempt > 0)
-            planned = [plan(bucket, cid, stored.get(cid), group, clock) for cid, group in pending.items()]
+            planned = [plan(bucket, cid, stored.get(cid), group, clock, batch=batch) for cid, group in pending.items()]
             failed: dict[str, list[Request]] = {}
             for item in planned:
                 if not item.ops:

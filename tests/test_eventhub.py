@@ -162,7 +162,7 @@ class KeptRejections:
 class BrokenStore(MemoryStore):
     """A state store whose account is down."""
 
-    def merge(self, requests: Any, clock: float) -> Any:
+    def merge(self, requests: Any, clock: float, batch: str | None = None) -> Any:
         raise ConnectionError("table service unavailable")
 
 

@@ -32,6 +32,9 @@ from .table_store import TableStore, open_table_store
 from .telemetry import log_event
 from .verdict import verdict_line
 
+# The Azure SDKs log every HTTP request at INFO; the host would ship each one to Application Insights.
+logging.getLogger("azure").setLevel(logging.WARNING)
+
 _pipeline: Pipeline | None = None
 _dead_letter: DeadLetter | None = None
 _delivery: Delivery | None = None

@@ -101,22 +101,10 @@ class Pipeline:
 
     def ingest(self, messages: Iterable[Message]) -> Outcome:
         """Judge a batch of messages, fold it into the store, and settle what is due."""
-        tally = Tally()
-        rejections: list[Rejection] = []
+        batch = list(messages)
         wall = self.wall.now()
         state = self.store.load_clock()
-        requests: list[Request] = []
-        batch = list(messages)
-        for message in batch:
-            # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
-            tally.messages += 1
-            reading = read_message(message)
-            fallback = message.origin.enqueued_time or (state.watermark if state else wall)
-            requests.extend([judge(accepted, fallback) for accepted in reading.accepted])
-            tally.skipped.update(reading.skipped)
-            rejections.extend(reading.rejections)
-        tally.records = len(requests)
-        tally.rejected = len(rejections)
+        requests, rejections, tally = judge_all(batch, state.watermark if state else wall)
         new_state = advance(state, [r.at for r in requests], wall)
         if new_state is not state and new_state is not None:
             self.store.save_clock(new_state)
@@ -182,6 +170,23 @@ class Pipeline:
         return Outcome(
             tally=tally, rejections=[], observed=lines, clock=clock, notifications=notifications, finals=finals
         )
+
+
+def judge_all(batch: Sequence[Message], fallback: float) -> tuple[list[Request], list[Rejection], Tally]:
+    """Read and judge every message; `fallback` is the event time of records that carry none (nor an enqueued time)."""
+    tally = Tally(messages=len(batch))
+    requests: list[Request] = []
+    rejections: list[Rejection] = []
+    for message in batch:
+        # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
+        reading = read_message(message)
+        at = message.origin.enqueued_time or fallback
+        requests.extend([judge(accepted, at) for accepted in reading.accepted])
+        tally.skipped.update(reading.skipped)
+        rejections.extend(reading.rejections)
+    tally.records = len(requests)
+    tally.rejected = len(rejections)
+    return requests, rejections, tally
 
 
 def batch_key(messages: Sequence[Message]) -> str | None:

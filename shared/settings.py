@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,9 +74,9 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        """An empty app setting means 'not set' (Bicep and portals write empty strings)."""
+        """An empty app setting means 'not set', so its default applies (Bicep and portals write empty strings)."""
         if isinstance(value, str) and not value.strip():
-            return None
+            raise PydanticUseDefault
         return value
 
     @property

@@ -45,4 +45,8 @@ def test_secrets_never_appear_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatch
 
 def test_empty_app_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_WEBHOOK_URL", "")
-    assert load_settings().webhook_url is None
+    monkeypatch.setenv("SIGNIN_EVENTHUB_NAME", " ")
+    monkeypatch.setenv("SETTLE_MINUTES", "")
+    settings = load_settings()
+    assert settings.webhook_url is None
+    assert (settings.eventhub_name, settings.settle_minutes) == ("insights-logs-signinlogs", 10.0)

@@ -75,16 +75,18 @@ def status_of(details: Any) -> tuple[Binding, int | None]:
     return binding, code_of(details.get("signInSessionStatusCode"))
 
 
+MAX_CODE = 2**31 - 1  # signInSessionStatusCode is an Int32
+
+
 def code_of(raw: Any) -> int | None:
-    """A status code as an int; digits in a string count, anything else is no code."""
+    """A status code as an int; digits in a string count, anything else (or out of Int32 range) is no code."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int):
-        return raw
     if isinstance(raw, str):
         text = raw.strip()
-        if text.isdigit() and text.isascii():
-            return int(text)
+        raw = int(text) if text.isdigit() and text.isascii() and len(text) <= 10 else None
+    if isinstance(raw, int) and 0 <= raw <= MAX_CODE:
+        return raw
     return None
 
 

@@ -19,6 +19,7 @@ import azure.functions as func
 
 from .deadletter import DeadLetter, as_rejections, open_dead_letter
 from .delivery import Delivery, build_delivery
+from .destination import notifiers_from_settings
 from .detection import build_detector
 from .lookup import StoreDetails
 from .outbox import TableOutbox
@@ -41,9 +42,10 @@ _delivery: Delivery | None = None
 
 
 def validate() -> None:
-    """Read the settings and the rules file now, so a bad value stops the start naming it."""
+    """Read the settings, the rules file and the destinations now, so a bad value stops the start naming it."""
     settings = current_settings()
     load_rules(settings.rules_file)
+    notifiers_from_settings(settings)  # decodes ALERT_WEBHOOK_SECRET
 
 
 def pipeline() -> Pipeline:

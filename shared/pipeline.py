@@ -15,9 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from .alert import Notification
-from .clock import Clock, SystemClock, advance, idle_clock
-from .record import Message, Rejection, read_message
+from .clock import FUTURE_TOLERANCE, Clock, SystemClock, advance, idle_clock
+from .record import Accepted, Message, Rejection, read_message
 from .request import Request, judge
 from .signin import SignIn
 from .store import SignInStore, Update
@@ -104,7 +106,7 @@ class Pipeline:
         batch = list(messages)
         wall = self.wall.now()
         state = self.store.load_clock()
-        requests, rejections, tally = judge_all(batch, state.watermark if state else wall)
+        requests, rejections, tally = judge_all(batch, state.watermark if state else wall, wall + FUTURE_TOLERANCE)
         new_state = advance(state, [r.at for r in requests], wall)
         if new_state is not state and new_state is not None:
             self.store.save_clock(new_state)
@@ -172,8 +174,12 @@ class Pipeline:
         )
 
 
-def judge_all(batch: Sequence[Message], fallback: float) -> tuple[list[Request], list[Rejection], Tally]:
-    """Read and judge every message; `fallback` is the event time of records that carry none (nor an enqueued time)."""
+def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple[list[Request], list[Rejection], Tally]:
+    """Read and judge every message; a record that cannot be judged is rejected, never raised.
+
+    `fallback` is the event time of records that carry none (nor an enqueued time); a record dated after
+    `latest` (the wall clock plus a tolerance) gets it too, so it cannot hold its sign-in open for years.
+    """
     tally = Tally(messages=len(batch))
     requests: list[Request] = []
     rejections: list[Rejection] = []
@@ -181,12 +187,25 @@ def judge_all(batch: Sequence[Message], fallback: float) -> tuple[list[Request],
         # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
         reading = read_message(message)
         at = message.origin.enqueued_time or fallback
-        requests.extend([judge(accepted, at) for accepted in reading.accepted])
+        for accepted in reading.accepted:
+            try:
+                request = judge(accepted, at)
+            except (ValueError, TypeError, OverflowError) as error:
+                reason = f"record could not be judged: {type(error).__name__}"
+                rejections.append(Rejection(reason, message.origin, _raw(accepted)))
+                continue
+            if request.at > latest:
+                request.at = at
+            requests.append(request)
         tally.skipped.update(reading.skipped)
         rejections.extend(reading.rejections)
     tally.records = len(requests)
     tally.rejected = len(rejections)
     return requests, rejections, tally
+
+
+def _raw(accepted: Accepted) -> bytes:
+    return msgspec.json.encode(accepted.record)
 
 
 def batch_key(messages: Sequence[Message]) -> str | None:

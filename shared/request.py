@@ -16,6 +16,8 @@ from .record import Accepted, Device
 _NO_DEVICE = Device()
 
 _US_FORMAT = "%m/%d/%Y %I:%M:%S %p"  # seen in real data: 11/14/2025 1:48:53 AM
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(9998, 12, 31, tzinfo=UTC).timestamp()
 
 
 @dataclass(slots=True)
@@ -89,7 +91,9 @@ def parse_time(value: Any) -> float | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    seconds = parsed.timestamp()
+    # Years 1 and 9999 parse but cannot be written back out (iso() would fail): not a usable event time.
+    return seconds if EARLIEST <= seconds <= LATEST else None
 
 
 def iso(seconds: float) -> str:

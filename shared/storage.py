@@ -9,6 +9,8 @@ Nothing here logs or echoes a connection string or key.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -60,7 +62,8 @@ def table_service(settings: Settings, **options: Any) -> TableServiceClient:
     """The Table service that keeps sign-in state; `options` go to the client (tests pass a counting transport)."""
     connection, endpoint = _account(settings, "table", settings.state_table_uri)
     if connection is not None:
-        return TableServiceClient.from_connection_string(connection, **options)
+        with _named(settings):
+            return TableServiceClient.from_connection_string(connection, **options)
     return TableServiceClient(endpoint=endpoint, credential=credential(settings), **options)
 
 
@@ -68,8 +71,19 @@ def blob_service(settings: Settings, **options: Any) -> BlobServiceClient:
     """The Blob service that keeps rejected input (same account choice as the tables)."""
     connection, endpoint = _account(settings, "blob", settings.state_blob_uri)
     if connection is not None:
-        return BlobServiceClient.from_connection_string(connection, **options)
+        with _named(settings):
+            return BlobServiceClient.from_connection_string(connection, **options)
     return BlobServiceClient(account_url=endpoint, credential=credential(settings), **options)
+
+
+@contextlib.contextmanager
+def _named(settings: Settings) -> Iterator[None]:
+    """A malformed connection string stops the start naming its setting (the SDK's message may quote it)."""
+    name = "STATE_STORAGE_CONNECTION" if settings.state_connection is not None else "AzureWebJobsStorage"
+    try:
+        yield
+    except ValueError:
+        raise ConfigurationError(f"setting {name}: not a valid storage connection string") from None
 
 
 def _account(settings: Settings, service: str, state_uri: str | None) -> tuple[str | None, str]:

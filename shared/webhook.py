@@ -18,13 +18,14 @@ from typing import Any
 import orjson
 
 from .alert import Alert, Notification
+from .settings import ConfigurationError
 
 VERSION = "1"
 EVENT_TYPE = "bindwatch.notification"
 SECRET_PREFIX = "whsec_"
 
 
-class SecretError(ValueError):
+class SecretError(ConfigurationError):
     """The webhook secret is not `whsec_` + base64; the message never contains the secret."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from shared.pipeline import Pipeline
 from shared.record import Message, Origin, read_message
 from shared.request import judge, parse_time
 from shared.store import MemoryStore
+from shared.table_store import state_properties
+from shared.verdict import verdict_line
 from tests.corpus import body, policy, record, service_principal_record
 
 
@@ -150,9 +153,33 @@ def test_no_bytes_crash_the_reader(data: bytes) -> None:
     assert len(reading.rejections) <= 1 or reading.accepted == []
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(fields, max_size=5), max_size=6))
+hostile = st.one_of(
+    st.sampled_from(
+        ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2099-01-01T00:00:00Z", "1/1/1 1:1:1 AM"]
+    ),
+    st.sampled_from(["99999999999999999999", "9" * 5000, "-5", "2147483648", "1008"]),
+    st.integers(min_value=-(2**70), max_value=2**70),
+)
+hostile_records = st.builds(
+    lambda at, code, status: {
+        "category": "SignInLogs",
+        "properties": {
+            "id": "r1",
+            "correlationId": "c1",
+            "createdDateTime": at,
+            "tokenProtectionStatusDetails": {"signInSessionStatus": status, "signInSessionStatusCode": code},
+        },
+    },
+    hostile | st.text(max_size=30),
+    hostile,
+    st.sampled_from(["unbound", "bound", "none"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(fields | hostile_records, max_size=5), max_size=6))
 def test_the_pipeline_accounts_for_every_record(messages: list[list]) -> None:
+    """Nothing from outside crashes the pipeline or what it writes: verdict lines and stored state serialise."""
     pipeline = Pipeline(MemoryStore(), 600.0)
     outcome = pipeline.ingest([Message(json.dumps({"records": m}).encode()) for m in messages])
     tally = outcome.tally
@@ -161,6 +188,27 @@ def test_the_pipeline_accounts_for_every_record(messages: list[list]) -> None:
     assert tally.requests + tally.duplicates == tally.records
     drained = pipeline.drain()
     assert drained.tally.finals == tally.signins
+    for signin in drained.finals:
+        orjson.dumps(verdict_line(signin))
+        state_properties(signin)
+
+
+def test_extreme_times_codes_and_future_dates_do_not_break_a_batch() -> None:
+    odd = [
+        record(correlation_id="year1", status="unbound", code="99999999999999999999"),
+        record(correlation_id="big", status="unbound", code="9" * 5000),
+        record(correlation_id="future", status="bound"),
+    ]
+    odd[0]["properties"]["createdDateTime"] = "0001-01-01T00:00:00+01:00"
+    odd[2]["properties"]["createdDateTime"] = "2099-01-01T00:00:00Z"
+    pipeline = Pipeline(MemoryStore(), 600.0)
+    outcome = pipeline.ingest([Message(body(odd), Origin(enqueued_time=1_773_129_600.0))])
+    assert outcome.tally.records == 3 and not outcome.rejections
+    finals = {s.correlation_id: s for s in pipeline.drain().finals}
+    assert finals["year1"].status_codes == [] and finals["big"].status_codes == []
+    assert finals["future"].first_seen == 1_773_129_600.0  # dated in 2099: the enqueued time stands in
+    for signin in finals.values():
+        orjson.dumps(verdict_line(signin))
 
 
 def _judged_both_ways(data: bytes) -> tuple[list, list]:

@@ -50,3 +50,26 @@ def test_empty_app_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.webhook_url is None
     assert (settings.eventhub_name, settings.settle_minutes) == ("insights-logs-signinlogs", 10.0)
+
+
+def test_a_bad_webhook_secret_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared import host
+    from shared.settings import current_settings
+
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.example.invalid/x")
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", "whsec_not base64!!")
+    current_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="setting ALERT_WEBHOOK_SECRET"):
+            host.validate()
+    finally:
+        current_settings.cache_clear()
+
+
+def test_a_malformed_connection_string_names_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.storage import table_service
+
+    monkeypatch.setenv("AzureWebJobsStorage", "AccountName=x;AccountKey=SECRETKEYVALUE;Nonsense")
+    with pytest.raises(ConfigurationError, match="setting AzureWebJobsStorage") as raised:
+        table_service(load_settings())
+    assert "SECRETKEYVALUE" not in str(raised.value)

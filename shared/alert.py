@@ -90,8 +90,12 @@ class Notification:
 
     @property
     def id(self) -> str:
-        """Stable across retries and instances: receivers dedupe by it (Standard Webhooks' webhook-id)."""
-        parts = [self.receiver, f"{self.created_at:.3f}"]
+        """Stable across retries and instances: receivers dedupe by it (Standard Webhooks' webhook-id).
+
+        Made from the decisions only (not from when the group was flushed), so two instances or two
+        passes that hand over the same decisions make one outbox entry, not two.
+        """
+        parts = [self.receiver]
         parts += sorted(f"{a.fingerprint}:{a.status}:{a.at:.3f}" for a in self.alerts)
         return "msg_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 

@@ -233,9 +233,15 @@ class Detector:
             self.handoff(notifications([a for _, alerts in trials for a in alerts], work.clock))
         taken: list[Alert] = []
         for trial, alerts in trials:
-            if self.store.save_alert(trial):  # a conflict means another instance took them, or will
+            if self.store.save_alert(trial):
                 work.alerts[trial.fingerprint] = trial
                 taken += alerts
+            else:
+                # Another instance took them (or changed the alert): go on from what is stored now, so later
+                # steps of this pass do not hand the same decisions over again.
+                stored = self.store.load_alert(trial.fingerprint)
+                if stored is not None:
+                    work.alerts[trial.fingerprint] = stored
         return notifications(taken, work.clock)
 
     def _prune(self, clock: float) -> None:

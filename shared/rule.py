@@ -606,11 +606,16 @@ def labels(rule: Rule, group: Mapping[str, str]) -> dict[str, str]:
 
 
 def receivers(rules: RulesFile, rule: Rule, group: Mapping[str, str], configured: Iterable[str]) -> list[str]:
-    """Where an alert goes: the receivers of every matching route, else every configured destination."""
+    """Where an alert goes: the configured receivers of every matching route, else every configured destination.
+
+    Routes may name destinations a deployment does not have (the shipped routes name all three); those are
+    skipped. When none of the routed ones is configured, the alert still goes to every configured
+    destination rather than nowhere.
+    """
     available = list(configured)
     found = [r for route in rules.routes if route.matches(labels(rule, group)) for r in route.receivers]
-    chosen = found or available
-    return [r for r in dict.fromkeys(chosen) if r in available]
+    routed = [r for r in dict.fromkeys(found) if r in available]
+    return routed or available
 
 
 def silenced(rules: RulesFile, rule: Rule, group: Mapping[str, str], at: float) -> bool:

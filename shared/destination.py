@@ -77,13 +77,18 @@ def classify(answer: Answer) -> Outcome:
 
 
 class _Secrets:
-    """Shared redaction: the secrets themselves and, for URLs, their long query values (the SAS `sig`)."""
+    """Shared redaction: the secrets themselves and, for URLs, their path and their long path segments and
+    query values (the SAS `sig`, Slack-style `/services/T/B/<token>` paths), which answers often echo."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         values = set()
         for secret in secrets:
             values.add(secret)
-            values.update(v for _, v in parse_qsl(urlsplit(secret).query) if len(v) >= 8)
+            parts = urlsplit(secret)
+            values.update(v for _, v in parse_qsl(parts.query) if len(v) >= 8)
+            if len(parts.path) > 1:
+                values.add(parts.path)
+                values.update(segment for segment in parts.path.split("/") if len(segment) >= 8)
         self._pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True) if v))
 
     def redact(self, text: str) -> str:

@@ -153,7 +153,11 @@ def http_lookup(req: func.HttpRequest, store: DetailStore | Callable[[], DetailS
     correlation_id = req.route_params.get("correlation_id")
     if not valid_correlation_id(correlation_id):
         return json_response(*lookup_response(_NoStore(), correlation_id))
-    return json_response(*lookup_response(_resolve(store), correlation_id))
+    try:
+        resolved = _resolve(store)
+    except Exception as error:  # the store could not even be opened: unavailable, not a server bug
+        return json_response(503, {"error": "store unavailable", "reason": type(error).__name__})
+    return json_response(*lookup_response(resolved, correlation_id))
 
 
 def http_health(req: func.HttpRequest, store: DetailStore | Callable[[], DetailStore]) -> func.HttpResponse:

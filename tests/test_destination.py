@@ -228,3 +228,12 @@ def test_the_transport_answers_instead_of_raising(httpserver: HTTPServer) -> Non
         assert refused.status is None and refused.error and not refused.fatal
     finally:
         transport.close()
+
+
+def test_a_token_in_the_url_path_is_redacted_from_answers() -> None:
+    from shared.destination import WebhookNotifier
+
+    token = "xoxbSECRETTOKEN123456"
+    notifier = WebhookNotifier(f"https://hooks.example.invalid/services/T000/B000/{token}", None)
+    echoed = f"Cannot POST /services/T000/B000/{token} (404)"
+    assert token not in notifier.redact(echoed)

@@ -269,3 +269,15 @@ def test_lookup_links_need_the_public_url() -> None:
         "https://bw.example.net/api/signins/12345678-b",
     ]
     assert lookup_links(None, [CID]) == {}
+
+
+def test_a_store_that_cannot_be_opened_is_a_503_not_a_crash() -> None:
+    import azure.functions as func
+
+    from shared.lookup import http_lookup
+
+    def broken() -> object:
+        raise ConnectionError("storage down")
+
+    request = func.HttpRequest(method="GET", url="/api/signins/abc", route_params={"correlation_id": "abc"}, body=b"")
+    assert http_lookup(request, broken).status_code == 503  # type: ignore[arg-type]

@@ -57,6 +57,7 @@ DETAILS_CHARS = 30_000  # and at most this much JSON (one string property)
 CLAIMS_PER_TX = 33  # settle and retention write up to 3 operations per sign-in
 MAX_ATTEMPTS = 8  # re-read and redo rounds for one bucket before the batch fails (the host retries it)
 CACHE_SIZE = 20_000
+REMEMBERED_BATCHES = 8  # per sign-in row: the host retries a failed invocation within minutes
 META = "meta"
 CLOCK_ROW = "clock"
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._:@+=-]{1,200}")
@@ -163,8 +164,7 @@ class Stored:
     due_key: str  # "" when final
     final_key: str  # "" when open (or never settled)
     details: list[dict[str, Any]]
-    batch: str = ""  # the batch that last wrote it (see shared.pipeline.batch_key)
-    flags: dict[str, Any] | None = None  # what that batch changed, told again to a rerun of it
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)  # recent batch key -> what it changed
 
     def signin(self) -> SignIn:
         # from_state copies, so folding never touches the cached state
@@ -178,8 +178,7 @@ def stored_of(entity: dict[str, Any]) -> Stored:
         due_key=entity.get("due_key") or "",
         final_key=entity.get("final_key") or "",
         details=orjson.loads(entity.get("details") or "[]"),
-        batch=entity.get("batch") or "",
-        flags=orjson.loads(entity.get("batch_flags") or "null"),
+        batches=orjson.loads(entity.get("batches") or "{}"),
     )
 
 
@@ -223,22 +222,18 @@ def plan(
     batch: str | None = None,
 ) -> Planned:
     """Pure: fold a batch into one stored sign-in and say which conditional operations write it."""
-    if batch and stored is not None and stored.batch == batch and stored.flags is not None:
-        # A rerun of the batch that wrote this row (the host retries a failed invocation): tell its
+    if batch and stored is not None and batch in stored.batches:
+        # A rerun of a batch that already wrote this row (the host retries a failed invocation): tell its
         # transitions again, so counting that failed after the write still counts them, exactly once.
-        return Planned(correlation_id, rerun(stored, stored.flags), [], None)
+        return Planned(correlation_id, rerun(stored, stored.batches[batch]), [], None)
     update = fold(stored.signin() if stored else None, correlation_id, requests, clock)
     if not update.changed:
         return Planned(correlation_id, update, [], None)
     signin = update.signin
     due = due_row(signin.touched_at, correlation_id)
     details = add_details(stored.details if stored else [], requests)
-    flags = transitions(update)
-    entity = {
-        **signin_entity(bucket, signin, due, "", details),
-        "batch": batch or "",
-        "batch_flags": orjson.dumps(flags).decode(),
-    }
+    batches = remembered(stored.batches if stored else {}, batch, transitions(update))
+    entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
     due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
     if stored is None:
         ops: list[tuple[Any, ...]] = [("create", entity), ("create", due_entity)]
@@ -253,8 +248,17 @@ def plan(
                 ops.append(("delete", {"PartitionKey": bucket, "RowKey": old}))
             ops.append(("create", due_entity))
     size = sum(len(str(v)) for op in ops for v in op[1].values())
-    after = Stored(signin.to_state(), "", due, "", details, batch or "", flags)
+    after = Stored(signin.to_state(), "", due, "", details, batches)
     return Planned(correlation_id, update, ops, after, size)
+
+
+def remembered(known: dict[str, dict[str, Any]], batch: str | None, flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The last REMEMBERED_BATCHES batches that wrote a row, so a rerun is recognised even after other writes."""
+    if not batch:
+        return known
+    kept = {k: v for k, v in known.items() if k != batch}
+    kept[batch] = flags
+    return dict(list(kept.items())[-REMEMBERED_BATCHES:])
 
 
 def transitions(update: Update) -> dict[str, Any]:

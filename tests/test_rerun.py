@@ -103,3 +103,29 @@ def test_batch_key_is_stable_for_a_redelivery_and_absent_without_event_hub_coord
         Message(m.body, Origin("eventhub", partition="1", sequence_number=m.origin.sequence_number)) for m in first
     ]
     assert batch_key(moved) != batch_key(first)
+
+
+def test_a_rerun_still_counts_after_another_batch_wrote_the_signin_in_between() -> None:
+    """Requests of one sign-in reach other partitions: another batch may update it before the retry comes."""
+    from shared.table_store import Stored, plan
+    from tests.corpus import body, record
+
+    def judged(rec: dict) -> list:
+        from shared.record import read_message
+        from shared.request import judge
+
+        return [judge(a, 0.0) for a in read_message(Message(body([rec]))).accepted]
+
+    first = judged(record(request_id="r1", correlation_id="c", status="unbound", code=1008))
+    other = judged(record(request_id="r2", correlation_id="c", status="bound"))
+    written = plan("b00", "c", None, first, 100.0, batch="B")
+    assert written.update.created and written.update.became_unbound
+    after_b = written.after
+    assert after_b is not None
+    after_b.etag = "1"
+    by_c = plan("b00", "c", after_b, other, 200.0, batch="C").after
+    assert isinstance(by_c, Stored)
+    by_c.etag = "2"
+    again = plan("b00", "c", by_c, first, 300.0, batch="B")
+    assert again.ops == []
+    assert again.update.created and again.update.became_unbound  # told again, so the rerun counts it

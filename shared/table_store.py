@@ -31,7 +31,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -233,8 +233,15 @@ def plan(
     due = due_row(signin.touched_at, correlation_id)
     details = add_details(stored.details if stored else [], requests)
     batches = remembered(stored.batches if stored else {}, batch, transitions(update))
-    entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
-    due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
+    try:
+        entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
+        due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
+    except ValueError:
+        # Thousands of requests under one correlation ID outgrow a row. Keep what is stored and say so, rather
+        # than failing (and dead-lettering) every batch that touches this sign-in.
+        log_event("signin_too_large", logging.WARNING, correlation_id=correlation_id[:200], dropped=len(requests))
+        nothing = replace(update, changed=False, created=False, became_unbound=False, unbound_at=None)
+        return Planned(correlation_id, nothing, [], None)
     if stored is None:
         ops: list[tuple[Any, ...]] = [("create", entity), ("create", due_entity)]
     else:

@@ -129,3 +129,16 @@ def test_a_rerun_still_counts_after_another_batch_wrote_the_signin_in_between() 
     again = plan("b00", "c", by_c, first, 300.0, batch="B")
     assert again.ops == []
     assert again.update.created and again.update.became_unbound  # told again, so the rerun counts it
+
+
+def test_a_signin_too_large_for_a_row_is_logged_and_does_not_fail_the_batch(caplog: pytest.LogCaptureFixture) -> None:
+    from shared.record import read_message
+    from shared.request import judge
+    from shared.table_store import plan
+    from tests.corpus import body, record
+
+    huge = [record(correlation_id="giant", status="bound") for _ in range(12_000)]
+    requests = [judge(a, 0.0) for a in read_message(Message(body(huge))).accepted]
+    planned = plan("b00", "giant", None, requests, 100.0)
+    assert planned.ops == [] and not planned.update.changed
+    assert "signin_too_large" in caplog.text

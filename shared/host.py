@@ -192,10 +192,12 @@ def handle_timer() -> Outcome:
 
 
 def handle_retention(now: float | None = None) -> int:
-    """Delete final sign-ins older than RETENTION_DAYS, so the tables do not grow without bound."""
+    """Delete final sign-ins, and delivered or failed notifications, older than RETENTION_DAYS."""
     before = (time.time() if now is None else now) - current_settings().retention_days * 86400.0
     removed = pipeline().store.expire(before)
-    log_event("retention", removed=removed, before=iso(before))
+    sender = delivery()
+    sent = sender.outbox.expire(before) if sender is not None else 0
+    log_event("retention", removed=removed, notifications=sent, before=iso(before))
     return removed
 
 

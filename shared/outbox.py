@@ -10,6 +10,7 @@ lives here too: it must survive instances as well.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import zlib
 from collections.abc import Iterator
@@ -80,6 +81,10 @@ class Outbox(Protocol):
 
     def entries(self) -> Iterator[Entry]: ...
 
+    def expire(self, before: float) -> int:
+        """Delete delivered and failed entries last updated before `before` (wall time); pending ones stay."""
+        ...
+
     def load_breaker(self, destination: str) -> BreakerState: ...
 
     def save_breaker(self, destination: str, state: BreakerState) -> None: ...
@@ -130,6 +135,12 @@ class MemoryOutbox:
 
     def entries(self) -> Iterator[Entry]:
         yield from (copy.deepcopy(e) for e in list(self._entries.values()))
+
+    def expire(self, before: float) -> int:
+        done = [key for key, e in self._entries.items() if e.state != "pending" and e.updated < before]
+        for key in done:
+            del self._entries[key]
+        return len(done)
 
     def load_breaker(self, destination: str) -> BreakerState:
         return self._breakers.get(destination, BreakerState())
@@ -186,6 +197,19 @@ class TableOutbox:
 
     def entries(self) -> Iterator[Entry]:
         yield from map(from_entity, self._entries.list_entities())
+
+    def expire(self, before: float) -> int:
+        rows = self._entries.query_entities(
+            "state ne @state and updated lt @before",
+            parameters={"state": "pending", "before": float(before)},
+            select=["PartitionKey", "RowKey"],
+        )
+        removed = 0
+        for row in rows:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._entries.delete_entity(row["PartitionKey"], row["RowKey"])
+                removed += 1
+        return removed
 
     def load_breaker(self, destination: str) -> BreakerState:
         try:

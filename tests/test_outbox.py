@@ -117,3 +117,15 @@ def test_two_table_outboxes_over_the_same_tables_see_the_same_entries(
     first.add(item)
     assert second.get("teams", item.id) is not None
     assert not second.add(replace(item, etag=None))
+
+
+def test_expire_removes_old_finished_entries_and_keeps_pending_ones(outbox: Outbox) -> None:
+    old_done = replace(entry("teams", at=1.0), state="delivered", updated=50.0)
+    old_failed = replace(entry("webhook", at=2.0), state="failed", updated=50.0)
+    old_pending = replace(entry("pagerduty", at=3.0), updated=50.0)
+    recent_done = replace(entry("teams", at=4.0), state="delivered", updated=500.0)
+    for item in (old_done, old_failed, old_pending, recent_done):
+        assert outbox.add(item)
+    assert outbox.expire(100.0) == 2
+    left = {(e.destination, e.state) for e in outbox.entries()}
+    assert left == {("pagerduty", "pending"), ("teams", "delivered")}

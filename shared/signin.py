@@ -134,10 +134,6 @@ class SignIn:
             self.categories = _add(self.categories, request.category)
 
     @property
-    def is_unbound(self) -> bool:
-        return self.unbound
-
-    @property
     def verdict(self) -> str:
         if self.unbound:
             return UNBOUND

@@ -80,7 +80,3 @@ def describe(code: int | None) -> StatusCode:
 
 def meaning(code: int | None) -> str:
     return describe(code).meaning
-
-
-def known_codes() -> list[int]:
-    return sorted(_CODES)

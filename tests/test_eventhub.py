@@ -535,19 +535,24 @@ def test_consume_runs_until_sigterm_and_checkpoints_what_it_processed() -> None:
     assert callable(kwargs["on_error"])
 
 
+def consume_quietly(client_factory: Callable[[Any], Any], args: Any = None) -> int:
+    """`consume` with the standard test settings, a journal pipeline and no rejections kept."""
+    return eventhub.run_consume(
+        args or parse("consume"),
+        settings(**CONSUME_SETTINGS),
+        lambda: JournalPipeline([]),
+        client_factory,
+        lambda: KeptRejections([]),
+    )
+
+
 def test_consume_reports_through_the_host_reporter(caplog: pytest.LogCaptureFixture) -> None:
     def script(on_event_batch: Callable[..., None], kwargs: dict[str, Any]) -> None:
         on_event_batch(FakeContext("0", []), [received(b"{}", 1)])
         os.kill(os.getpid(), signal.SIGINT)
 
     client = FakeConsumerClient(script)
-    code = eventhub.run_consume(
-        parse("consume"),
-        settings(**CONSUME_SETTINGS),
-        lambda: JournalPipeline([]),
-        lambda target: client,
-        lambda: KeptRejections([]),
-    )
+    code = consume_quietly(lambda target: client)
 
     assert code == 0
     events = [json.loads(r.getMessage().removeprefix("BINDWATCH ")) for r in caplog.records if r.name == "bindwatch"]
@@ -569,13 +574,7 @@ def test_consume_options_reach_receive_batch() -> None:
     client = FakeConsumerClient(script)
     args = parse("consume", "--batch", "25", "--max-wait", "2.5", "--start", "latest", "--consumer-group", "cg2")
     targets: list[ConsumeTarget] = []
-    code = eventhub.run_consume(
-        args,
-        settings(**CONSUME_SETTINGS),
-        lambda: JournalPipeline([]),
-        lambda t: targets.append(t) or client,
-        lambda: KeptRejections([]),
-    )
+    code = consume_quietly(lambda t: targets.append(t) or client, args)
 
     assert code == 0
 
@@ -590,13 +589,7 @@ def test_a_second_signal_stops_at_once() -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
     client = FakeConsumerClient(script)
-    code = eventhub.run_consume(
-        parse("consume"),
-        settings(**CONSUME_SETTINGS),
-        lambda: JournalPipeline([]),
-        lambda target: client,
-        lambda: KeptRejections([]),
-    )
+    code = consume_quietly(lambda target: client)
     assert code == 130
     assert client.closed
 
@@ -606,13 +599,7 @@ def test_consume_fails_when_the_service_refuses_or_receiving_ends(capsys: pytest
         raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
 
     refused = FakeConsumerClient(refuse)
-    code = eventhub.run_consume(
-        parse("consume"),
-        settings(**CONSUME_SETTINGS),
-        lambda: JournalPipeline([]),
-        lambda target: refused,
-        lambda: KeptRejections([]),
-    )
+    code = consume_quietly(lambda target: refused)
     assert code == 1
     assert refused.closed
     assert "consuming stopped: ClientAuthenticationError: DefaultAzureCredential failed" in capsys.readouterr().err
@@ -621,13 +608,7 @@ def test_consume_fails_when_the_service_refuses_or_receiving_ends(capsys: pytest
         def receive_batch(self, on_event_batch: Callable[..., None], **kwargs: Any) -> None:
             return None
 
-    code = eventhub.run_consume(
-        parse("consume"),
-        settings(**CONSUME_SETTINGS),
-        lambda: JournalPipeline([]),
-        lambda t: EndsByItself(refuse),
-        lambda: KeptRejections([]),
-    )
+    code = consume_quietly(lambda t: EndsByItself(refuse))
     assert code == 1
     assert "without a stop signal" in capsys.readouterr().err
 

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-deps
 NODE_STAMP := node_modules/.stamp-deps
 
-.PHONY: demo test lint format bench samples clean infra-check card report-png
+.PHONY: demo test test-pure lint format bench samples clean infra-check card report-png
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,31 +29,37 @@ demo: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) lint infra-check
 	$(PY) -m pytest -q
 
+# The pure suite: no Azurite, no browser (seconds, not minutes).
+test-pure: $(STAMP)
+	$(PY) -m pytest -q -m "not azurite and not browser"
+
 # Checkov over infra/ (Bicep), offline, in its own venv: it pins pycep-parser 0.5.1, the tests use 0.7.1.
 infra-check:
 	scripts/checkov.sh
 
+# ruff, and the import contract (pyproject.toml [tool.importlinter]): the layers of shared/ as the design says.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 samples: $(STAMP)
-	$(PY) scripts/make_samples.py
+	$(PY) -m scripts.make_samples
 
 # Speed and cost against the limit (decoding the JSON at all), measured side by side in one run.
 bench: $(STAMP) $(NODE_STAMP)
-	$(PY) bench/bench.py
+	$(PY) -m bench.bench
 
 # Regenerate the pictures README shows.
 card: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
-	$(PY) scripts/render_card.py --out docs/teams-card.png
+	$(PY) -m scripts.render_card --out docs/teams-card.png
 
 report-png: $(STAMP) $(CHROMIUM)
-	$(PY) scripts/render_report.py
+	$(PY) -m scripts.render_report
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .ruff_cache .hypothesis .azurite

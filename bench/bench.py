@@ -1,4 +1,4 @@
-"""`make bench`: bindwatch's speed and cost against the limit, measured side by side in one run.
+"""`make bench` (`python -m bench.bench`): bindwatch's speed and cost against the limit, side by side in one run.
 
 The limit is decoding the JSON at all. On the same bytes, in one run:
   (a) json.loads of each body and a walk over its records
@@ -22,24 +22,21 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
+from azure.data.tables import TableServiceClient
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from azure.data.tables import TableServiceClient  # noqa: E402
-
-from shared.detection import build_detector  # noqa: E402
-from shared.pipeline import Pipeline  # noqa: E402
-from shared.record import Message, Origin  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
-from shared.store import MemoryStore  # noqa: E402
-from shared.table_store import TableStore  # noqa: E402
-from tests import azurite  # noqa: E402
-from tests.corpus import BASE_TIME, Traffic, body  # noqa: E402
-from tests.state_support import Counter  # noqa: E402
+from shared.app import compose
+from shared.core.message import Message, Origin
+from shared.ingest.memory_store import MemoryStore
+from shared.ingest.pipeline import Pipeline
+from shared.settings import load_settings
+from shared.storage.detection_table import TableDetectionStore
+from shared.storage.signin_table import TableStore
+from shared.synth.records import BASE_TIME, body
+from shared.synth.traffic import Traffic
+from tests.support import azurite
+from tests.support.state import Counter
 
 RECORDS_PER_BODY = 80
 BODIES_PER_INVOCATION = 10
@@ -91,7 +88,7 @@ def run_pipeline(pipeline_factory: Callable[[], Pipeline], batches: list[list[Me
 
 def memory_pipeline() -> Pipeline:
     """As the function composes it (rules from rules.toml included), with everything kept in memory."""
-    return Pipeline(MemoryStore(), 600.0, observers=[build_detector(load_settings(), "memory")])
+    return compose.replay_pipeline(load_settings(), MemoryStore(), 600.0)
 
 
 def table_run(batches: list[list[Message]], records: int) -> tuple[float, float]:
@@ -101,7 +98,7 @@ def table_run(batches: list[list[Message]], records: int) -> tuple[float, float]
         counter = Counter()
         service = TableServiceClient.from_connection_string(server.connection_string, transport=counter)
         store = TableStore(service, prefix="bench").ensure()
-        detector = build_detector(load_settings(), "table", service)
+        detector = compose.detector(load_settings(), TableDetectionStore(service, "bench"))
         pipeline = Pipeline(store, 600.0, observers=[detector])
         pipeline.ingest([])  # create the detection tables before counting
         counter.requests.clear()

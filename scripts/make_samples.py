@@ -1,19 +1,17 @@
 """Regenerate samples/: deterministic, realistic message files for the demo and the tests.
 
-Run from the repository root: `python scripts/make_samples.py`.
+Run from the repository root: `python -m scripts.make_samples`.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.corpus import BASE_TIME, Traffic, body, policy, record, service_principal_record
+from shared.synth.records import BASE_TIME, body, policy, record, service_principal_record
+from shared.synth.traffic import Traffic
 
 OUT = Path(__file__).resolve().parent.parent / "samples"
 

@@ -2,7 +2,7 @@
 
 Builds the message with `shared.card`, writes an HTML page that inlines the SDK's
 bundle from node_modules (no network), and screenshots it with headless Chromium.
-Run: `.venv/bin/python scripts/render_card.py [--out docs/teams-card.png] [--status firing|resolved]`.
+Run: `.venv/bin/python -m scripts.render_card [--out docs/teams-card.png] [--status firing|resolved]`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from shared.core.alert import Notification
+from shared.notify.teams import message
+from shared.synth.alerts import sample
 
-from shared.alert import Notification  # noqa: E402
-from shared.card import message, sample  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SDK = ROOT / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.min.js"
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")

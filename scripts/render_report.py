@@ -1,6 +1,6 @@
 """Regenerate docs/readiness-report.png: the readiness report of samples/, rendered by headless Chromium.
 
-Run from the repository root: `.venv/bin/python scripts/render_report.py` (needs Debian's `chromium`).
+Run from the repository root: `.venv/bin/python -m scripts.render_report` (needs Debian's `chromium`).
 It fails (exit 1) if the page logs anything to the browser console, so it doubles as a smoke test.
 The tests import `chromium_render` from here.
 """
@@ -14,11 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from shared.cli.report import from_files
+from shared.views.report_html import render
 
-from shared.report import from_files  # noqa: E402 (after the path insert)
-from shared.report_html import render  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FLAGS = [
     "--headless",

@@ -1,7 +1,7 @@
-"""`python -m shared`: see shared/cli.py."""
+"""`python -m shared`: see shared/cli/main.py."""
 
 import sys
 
-from .cli import main
+from shared.cli.main import main
 
 sys.exit(main())

@@ -1,4 +1,8 @@
-"""Shared fixtures: a real Azurite for the session, and a clean environment for settings."""
+"""Shared fixtures: a real Azurite for the session, and a clean environment for settings.
+
+Every test that reaches Azurite (through `azurite_server`, directly or through another fixture) is marked
+`azurite`, so `pytest -m "not azurite and not browser"` runs the pure suite without starting it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import azurite
+from tests.support import azurite
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,9 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     for name in list(os.environ):
         if name.startswith(("ALERT_", "STATE_", "AzureWebJobsStorage", "SETTLE_", "RULES_", "BINDWATCH_")):
             monkeypatch.delenv(name, raising=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "azurite_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.azurite)

@@ -53,7 +53,7 @@ def test_empty_app_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_bad_webhook_secret_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared import host
+    from shared.functions import start
     from shared.settings import current_settings
 
     monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.example.invalid/x")
@@ -61,13 +61,13 @@ def test_a_bad_webhook_secret_stops_the_start(monkeypatch: pytest.MonkeyPatch) -
     current_settings.cache_clear()
     try:
         with pytest.raises(ConfigurationError, match="setting ALERT_WEBHOOK_SECRET"):
-            host.validate()
+            start()
     finally:
         current_settings.cache_clear()
 
 
 def test_a_malformed_connection_string_names_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.storage import table_service
+    from shared.storage.account import table_service
 
     monkeypatch.setenv("AzureWebJobsStorage", "AccountName=x;AccountKey=SECRETKEYVALUE;Nonsense")
     with pytest.raises(ConfigurationError, match="setting AzureWebJobsStorage") as raised:

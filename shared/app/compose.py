@@ -1,0 +1,105 @@
+"""The composition root: every entry point's parts, built here from the settings and nowhere else.
+
+The Event Hub function and the standalone consumer get the ingest service on
+Table Storage; the lookup and health functions get only the sign-in table they
+read; replay and report get the same pipeline in memory (and, for replay, the
+destinations from the settings); the benchmarks build what users run through the
+same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.core.alert import Notification
+from shared.core.clock import Clock
+from shared.detect.detector import Detector
+from shared.detect.rules import RulesFile, load_rules
+from shared.detect.state import DetectionStore, MemoryDetectionStore
+from shared.ingest.memory_store import MemoryStore
+from shared.ingest.pipeline import Pipeline
+from shared.ingest.store import SignInStore
+from shared.notify.delivery import Delivery
+from shared.notify.outbox import MemoryOutbox, Outbox
+from shared.notify.registry import configured, notifiers_from_settings
+from shared.settings import Settings
+from shared.storage.account import blob_service, table_service
+from shared.storage.deadletter_blob import BlobDeadLetter
+from shared.storage.detection_table import TableDetectionStore
+from shared.storage.outbox_table import TableOutbox
+from shared.storage.signin_table import TableStore
+from shared.views.lookup import StoreDetails
+from shared.views.readiness import Readiness
+
+from .service import IngestService
+
+Handoff = Callable[[list[Notification]], object]
+
+
+def validate(settings: Settings) -> None:
+    """Read the rules file and the destinations now, so a bad value stops the start naming it."""
+    load_rules(settings.rules_file)
+    notifiers_from_settings(settings)  # decodes ALERT_WEBHOOK_SECRET
+
+
+def detector(settings: Settings, store: DetectionStore, handoff: Handoff | None = None) -> Detector:
+    """Detection from the rules file (RULES_FILE, else the shipped rules.toml) over a detection store."""
+    rules: RulesFile = load_rules(settings.rules_file)
+    return Detector(rules, store, configured(settings), settings.public_url, handoff)
+
+
+def delivery(settings: Settings, outbox: Outbox, clock: Clock | None = None) -> Delivery | None:
+    """Delivery over the configured destinations; None when no destination is configured."""
+    notifiers = notifiers_from_settings(settings)
+    if not notifiers:
+        return None
+    return Delivery(outbox, notifiers, clock)
+
+
+def signin_table(settings: Settings, **options: Any) -> TableStore:
+    """The sign-in table of the configured account, created if missing; `options` go to the SDK client."""
+    return TableStore(table_service(settings, **options), prefix=settings.state_table_prefix).ensure()
+
+
+def signin_store(settings: Settings, kind: str) -> SignInStore:
+    """`memory` (replay's default) or `table` (the function's, and `--store table`)."""
+    return signin_table(settings) if kind == "table" else MemoryStore()
+
+
+def ingest_service(settings: Settings) -> IngestService:
+    """The function's (and the consumer's) service: state, alerts and the outbox in tables, rejections in blobs."""
+    service = table_service(settings)
+    sender = delivery(settings, TableOutbox(service, settings.state_table_prefix))
+    detection = detector(settings, TableDetectionStore(service, settings.state_table_prefix), _handoff(sender))
+    pipeline = Pipeline(signin_table(settings), settings.settle_seconds, observers=[detection])
+    dead_letter = BlobDeadLetter(blob_service(settings).get_container_client(settings.rejected_container))
+    return IngestService(pipeline, dead_letter, sender, settings.retention_days * 86400.0)
+
+
+def detail_store(settings: Settings) -> StoreDetails:
+    """What the lookup and health functions read: the sign-in table only, no rules, no destinations."""
+    return StoreDetails(signin_table(settings))
+
+
+def replay_pipeline(
+    settings: Settings, store: SignInStore, settle_seconds: float, sender: Delivery | None = None
+) -> Pipeline:
+    """Replay's pipeline: detection state stays in memory, so a replay never touches live alert states."""
+    detection = detector(settings, MemoryDetectionStore(), _handoff(sender))
+    return Pipeline(store, settle_seconds, observers=[detection])
+
+
+def replay_delivery(settings: Settings) -> Delivery | None:
+    """Replay delivers to the destinations set in its environment, through an outbox in memory."""
+    return delivery(settings, MemoryOutbox())
+
+
+def report_pipeline(settle_seconds: float) -> tuple[Pipeline, Readiness]:
+    """The report's pipeline: judging and settling only, with the readiness figures as its observer."""
+    readiness = Readiness()
+    return Pipeline(MemoryStore(), settle_seconds, observers=[readiness]), readiness
+
+
+def _handoff(sender: Delivery | None) -> Handoff | None:
+    return sender.enqueue if sender is not None else None

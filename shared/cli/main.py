@@ -1,0 +1,58 @@
+"""`python -m shared ...`: the command line for the people who act on the verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO
+
+from azure.core.exceptions import AzureError
+
+from shared.ingest.files import InputError
+from shared.settings import ConfigurationError, Settings, load_settings
+
+from . import eventhub, replay, report, verdicts
+
+Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared", description="bindwatch: Token Protection verdicts")
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay.add_parser(commands)
+    verdicts.add_parser(commands)
+    report.add_parser(commands)
+    eventhub.add_send_parser(commands)
+    eventhub.add_consume_parser(commands)
+    return parser
+
+
+COMMANDS: dict[str, Command] = {
+    "replay": replay.run,
+    "verdicts": verdicts.run,
+    "report": report.run,
+    "send": lambda args, settings, out: eventhub.run_send(args, settings),
+    "consume": lambda args, settings, out: eventhub.run_consume(args, settings),
+}
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="bindwatch: %(message)s")
+    out = stdout or sys.stdout
+    try:
+        settings = load_settings()
+        return COMMANDS[args.command](args, settings, out)
+    except (ConfigurationError, InputError) as error:
+        print(f"bindwatch: {error}", file=sys.stderr)
+        return 2
+    except AzureError as error:
+        # The type and status only: SDK messages can carry account URLs.
+        status = getattr(error, "status_code", None)
+        print(
+            f"bindwatch: storage failed: {type(error).__name__}" + (f" (HTTP {status})" if status else ""),
+            file=sys.stderr,
+        )
+        return 1

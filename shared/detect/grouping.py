@@ -1,0 +1,149 @@
+"""How a sign-in maps to the groups a rule counts it in: its value per dimension, filtered and combined.
+
+Pure. A rule groups by dimensions (app, resource, status code, enforcement, user,
+platform, client app, category) and filters on them; a sign-in with several apps
+or codes counts once in each combination of its values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shared.core.signin import SignIn
+
+if TYPE_CHECKING:
+    from .rules import Rule
+
+DIMENSIONS: tuple[str, ...] = ("app", "resource", "status_code", "enforcement", "user", "os", "client_app", "category")
+NONE_VALUE = "(none)"  # the group value of a sign-in that has no value for a dimension
+
+
+def dimension_values(signin: SignIn, dimension: str) -> tuple[str, ...]:
+    """A sign-in's values for one dimension, as it is when counted (several for apps, resources, codes)."""
+    if dimension == "app":
+        return signin.apps
+    if dimension == "resource":
+        return signin.resources
+    if dimension == "status_code":
+        return tuple(str(c) for c in signin.status_codes)
+    if dimension == "enforcement":
+        return (signin.enforcement.label,)
+    if dimension == "category":
+        return signin.categories
+    return (getattr(signin, {"user": "user", "os": "os", "client_app": "client_app"}[dimension]),)
+
+
+def _allowed(rule: Rule, dimension: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    """The values left after the rule's match and exclude for this dimension; missing values are '(none)'."""
+    candidates = tuple(v for v in values if v) or (NONE_VALUE,)
+    if dimension in rule.match:
+        wanted = {v.casefold() for v in rule.match[dimension]}
+        candidates = tuple(v for v in candidates if v.casefold() in wanted)
+    if dimension in rule.exclude:
+        unwanted = {v.casefold() for v in rule.exclude[dimension]}
+        candidates = tuple(v for v in candidates if v.casefold() not in unwanted)
+    return candidates
+
+
+def group_keys(rule: Rule, signin: SignIn, unbound: bool) -> list[str]:
+    """The groups a sign-in counts in for a rule (none when filtered out); each combination of values once."""
+    return _group_keys(rule, unbound, lambda dimension: dimension_values(signin, dimension))
+
+
+def _group_keys(rule: Rule, unbound: bool, values_of: Callable[[str], tuple[str, ...]]) -> list[str]:
+    per_dimension: dict[str, tuple[str, ...]] = {}
+    for dimension in {*rule.match, *rule.exclude, *rule.group_by}:
+        if dimension == "status_code" and not unbound:
+            return []  # a judged sign-in has no code to group or filter by
+        per_dimension[dimension] = _allowed(rule, dimension, values_of(dimension))
+        if not per_dimension[dimension]:
+            return []
+    combos = itertools.product(*(per_dimension[d] for d in rule.group_by))
+    return [group_key(combo) for combo in combos]
+
+
+class Grouper:
+    """group_keys for many sign-ins: most share their app, platform and enforcement, so each answer is kept.
+
+    Counting runs for every judged sign-in and every rule; remembering the keys per distinct combination of
+    the values a rule looks at turns that into one dict lookup. The memory is bounded (cleared when full).
+    """
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Any, ...], list[str]] = {}
+        self._profiles: dict[tuple[Any, ...], list[tuple[Rule, str]]] = {}
+        self._dimensions: dict[str, tuple[str, ...]] = {}
+
+    def all_keys(self, rules: Sequence[Rule], signin: SignIn, unbound: bool) -> list[tuple[Rule, str]]:
+        """All rules at once: the sign-in's values for every dimension any rule reads make one profile."""
+        dimensions = self._dimensions.get("")
+        if dimensions is None:
+            dimensions = self._dimensions[""] = tuple(sorted({d for r in rules for d in _dimensions_of(r)}))
+        profile = (unbound, *[dimension_values(signin, d) for d in dimensions])
+        found = self._profiles.get(profile)
+        if found is None:
+            if len(self._profiles) >= self.LIMIT:
+                self._profiles.clear()
+            values = Dimensions(signin)
+            found = self._profiles[profile] = [(r, k) for r in rules for k in self.keys(r, values, unbound)]
+        return found
+
+    def keys(self, rule: Rule, signin: SignIn | Dimensions, unbound: bool) -> list[str]:
+        """Rule names are unique within one rules file, and a Grouper serves one rules file."""
+        dimensions = self._dimensions.get(rule.name)
+        if dimensions is None:
+            dimensions = self._dimensions[rule.name] = _dimensions_of(rule)
+        values = signin if isinstance(signin, Dimensions) else Dimensions(signin)
+        signature = (rule.name, unbound, *(values(d) for d in dimensions))
+        found = self._known.get(signature)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            values = dict(zip(dimensions, signature[2:], strict=True))
+            found = self._known[signature] = _group_keys(rule, unbound, values.__getitem__)
+        return found
+
+
+class Dimensions:
+    """One sign-in's dimension values, each read once however many rules ask."""
+
+    __slots__ = ("_seen", "signin")
+
+    def __init__(self, signin: SignIn) -> None:
+        self.signin = signin
+        self._seen: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, dimension: str) -> tuple[str, ...]:
+        found = self._seen.get(dimension)
+        if found is None:
+            found = self._seen[dimension] = dimension_values(self.signin, dimension)
+        return found
+
+
+def _dimensions_of(rule: Rule) -> tuple[str, ...]:
+    return tuple(sorted({*rule.match, *rule.exclude, *rule.group_by}))
+
+
+def group_key(values: Iterable[str]) -> str:
+    return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
+
+
+def group_of(rule: Rule, key: str) -> dict[str, str]:
+    return dict(zip(rule.group_by, json.loads(key), strict=True))
+
+
+def describe_signin(signin: SignIn) -> dict[str, tuple[str, ...]]:
+    """What an alert's top lists count: the sign-in's app, resource, user, platform, code and client."""
+    return {
+        "app": signin.apps,
+        "resource": signin.resources,
+        "user": (signin.user,) if signin.user else (),
+        "os": (signin.os,) if signin.os else (),
+        "status_code": tuple(str(c) for c in signin.status_codes) or ("none",),
+        "client_app": (signin.client_app,) if signin.client_app else (),
+    }

@@ -1,0 +1,23 @@
+"""`threshold`: at least N unbound sign-ins of a group in the window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Finding, Kind, Moment, span_text
+
+if TYPE_CHECKING:
+    from ..rules import Rule
+
+
+class Threshold(Kind):
+    name = "threshold"
+    required = ("threshold",)
+
+    def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
+        unbound = finding.counts.unbound
+        finding.holds = unbound >= (rule.threshold or 1)
+        finding.why = f"{unbound} unbound sign-ins in {span_text(rule.window)} (alerts at {rule.threshold})"
+
+
+KIND = Threshold()

@@ -1,0 +1,209 @@
+"""The one pipeline that the Event Hub function, replay and the standalone consumer all drive.
+
+messages -> records (core/record.py) -> requests (core/request.py) -> sign-ins in the
+store (store.py) -> final verdicts after the settle window, with observers (detection,
+reports) seeing every batch. The pipeline never raises for bad data; a failing
+store raises, so the host's retry policy can run the batch again (the store's
+writes are idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from shared.core.clock import FUTURE_TOLERANCE, Clock, SystemClock, advance, idle_clock
+from shared.core.message import Message
+from shared.core.record import Accepted, read_message
+from shared.core.rejection import Rejection
+from shared.core.request import Request, judge
+from shared.core.signin import SignIn
+from shared.core.verdict import verdict_line
+
+from .store import SignInStore, Update
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts that add up across batches; nothing is dropped without landing in one of them."""
+
+    messages: int = 0
+    records: int = 0  # user sign-in records judged, copies included
+    skipped: Counter[str] = field(default_factory=Counter)  # other categories, by name
+    rejected: int = 0
+    duplicates: int = 0  # copies of a request already stored
+    requests: int = 0  # distinct requests
+    signins: int = 0  # sign-ins seen for the first time
+    reopened: int = 0  # final sign-ins a late request updated
+    finals: int = 0  # verdicts declared final
+
+    def add(self, other: Tally) -> None:
+        for name in ("messages", "records", "rejected", "duplicates", "requests", "signins", "reopened", "finals"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What observers see of one step: the requests judged, what they changed, and what became final."""
+
+    requests: list[Request]
+    updates: list[Update]
+    finals: list[SignIn]
+    clock: float | None
+    final: bool = False  # the end of the input (replay's drain): nothing more will come
+    previous_clock: float | None = None  # the event clock before this batch (what was already judged)
+    key: str | None = None  # the same for a redelivery of the same events (see batch_key)
+
+
+@dataclass(slots=True)
+class Outcome:
+    tally: Tally
+    rejections: list[Rejection]
+    observed: list[dict[str, Any]]  # observer lines (alerts), in the order they were decided
+    clock: float | None
+    finals: list[SignIn] = field(default_factory=list)  # sign-ins declared final in this step
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """Verdict lines, then observer lines: built on demand, because the function only logs counts."""
+        return [verdict_line(signin) for signin in self.finals] + self.observed
+
+
+class Observer(Protocol):
+    def observe(self, batch: Batch) -> list[dict[str, Any]]:
+        """React to a batch (count windows, evaluate rules); return lines to emit after the batch's verdicts."""
+        ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: SignInStore,
+        settle_seconds: float,
+        observers: Sequence[Observer] = (),
+        wall: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.settle_seconds = settle_seconds
+        self.observers = list(observers)
+        self.wall = wall or SystemClock()
+
+    def ingest(self, messages: Iterable[Message]) -> Outcome:
+        """Judge a batch of messages, fold it into the store, and settle what is due."""
+        batch = list(messages)
+        wall = self.wall.now()
+        state = self.store.load_clock()
+        requests, rejections, tally = judge_all(batch, state.watermark if state else wall, wall + FUTURE_TOLERANCE)
+        new_state = advance(state, [r.at for r in requests], wall)
+        if new_state is not state and new_state is not None:
+            self.store.save_clock(new_state)
+        clock = new_state.watermark if new_state else None
+        key = batch_key(batch)
+        updates = self.store.merge(requests, clock if clock is not None else wall, key) if requests else []
+        for update in updates:
+            tally.duplicates += update.duplicates
+            tally.requests += update.new_requests
+            tally.signins += update.created
+            tally.reopened += update.reopened
+        previous = state.watermark if state else None
+        outcome = self._settle(requests, updates, clock, tally, previous=previous, key=key)
+        outcome.rejections = rejections
+        return outcome
+
+    def tick(self) -> Outcome:
+        """Settle on a timer while the stream is quiet: the event clock moves on with the wall clock.
+
+        Observers see an empty batch at that clock, so detection resolves alerts whose traffic stopped."""
+        clock = idle_clock(self.store.load_clock(), self.wall.now())
+        return self._settle([], [], clock, Tally())
+
+    def drain(self) -> Outcome:
+        """End of input (replay): every open sign-in is final now."""
+        state = self.store.load_clock()
+        return self._settle([], [], state.watermark if state else None, Tally(), cutoff=float("inf"), final=True)
+
+    def _settle(
+        self,
+        requests: list[Request],
+        updates: list[Update],
+        clock: float | None,
+        tally: Tally,
+        *,
+        cutoff: float | None = None,
+        final: bool = False,
+        previous: float | None = None,
+        key: str | None = None,
+    ) -> Outcome:
+        if cutoff is None:
+            cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
+        finals = self.store.settle(cutoff)
+        tally.finals += len(finals)
+        lines: list[dict[str, Any]] = []
+        batch = Batch(
+            requests=requests,
+            updates=updates,
+            finals=finals,
+            clock=clock,
+            final=final,
+            previous_clock=previous,
+            key=key,
+        )
+        for observer in self.observers:
+            lines.extend(observer.observe(batch))
+        return Outcome(tally=tally, rejections=[], observed=lines, clock=clock, finals=finals)
+
+
+def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple[list[Request], list[Rejection], Tally]:
+    """Read and judge every message; a record that cannot be judged is rejected, never raised.
+
+    `fallback` is the event time of records that carry none (nor an enqueued time); a record dated after
+    `latest` (the wall clock plus a tolerance) gets it too, so it cannot hold its sign-in open for years.
+    """
+    tally = Tally(messages=len(batch))
+    requests: list[Request] = []
+    rejections: list[Rejection] = []
+    for message in batch:
+        # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
+        reading = read_message(message)
+        at = message.origin.enqueued_time or fallback
+        for accepted in reading.accepted:
+            try:
+                request = judge(accepted, at)
+            except (ValueError, TypeError, OverflowError) as error:
+                reason = f"record could not be judged: {type(error).__name__}"
+                rejections.append(Rejection(reason, message.origin, _raw(accepted)))
+                continue
+            if request.at > latest:
+                request.at = at
+            requests.append(request)
+        tally.skipped.update(reading.skipped)
+        rejections.extend(reading.rejections)
+    tally.records = len(requests)
+    tally.rejected = len(rejections)
+    return requests, rejections, tally
+
+
+def _raw(accepted: Accepted) -> bytes:
+    return msgspec.json.encode(accepted.record)
+
+
+def batch_key(messages: Sequence[Message]) -> str | None:
+    """An identity for a batch of Event Hub events that a retry of the same invocation reproduces.
+
+    The host runs a failed invocation again with the same events; stores use the key to recognise the
+    rerun and report (not recount) what the first run already wrote. Messages without Event Hub
+    coordinates (replay, tests) have no key: nothing retries them.
+    """
+    if not messages or any(m.origin.sequence_number is None for m in messages):
+        return None
+    parts = [
+        f"{m.origin.partition}:{m.origin.sequence_number}:{m.origin.offset}:{m.origin.enqueued_time}:{len(m.body)}"
+        for m in messages
+    ]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()

@@ -1,0 +1,73 @@
+"""What every bindwatch table needs from Azure Table Storage, defined once.
+
+- Large values (JSON text, compressed bytes) split over as many properties as
+  they need, within the service's limits: a property holds at most 64 KiB, an
+  entity at most 1 MiB.
+- Tables created on first use, whoever gets there first.
+- Conflicts told apart from failures: a conditional write that lost a race
+  (404, 409, 412) is retried by re-reading; anything else fails the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+
+MAX_OPS = 100  # operations in one entity group transaction
+TEXT_CHUNK = 30_000  # characters per string property: 64 KiB of UTF-16 holds 32,768
+BYTES_CHUNK = 60_000  # bytes per binary property (64 KiB)
+MAX_CHUNKS = 14  # chunks per value: 14 x 60 KB stays under the 1 MiB an entity holds, with room for the rest
+CONFLICT_STATUSES = frozenset({404, 409, 412})
+
+
+class TooLarge(ValueError):
+    """A value that cannot fit one entity."""
+
+
+def pack_text(text: str, name: str = "d", count: str = "n") -> dict[str, Any]:
+    """Text over properties `<name>0`, `<name>1`, ... with their number in `count`."""
+    parts = [text[i : i + TEXT_CHUNK] for i in range(0, len(text), TEXT_CHUNK)] or [""]
+    if len(parts) > MAX_CHUNKS:
+        raise TooLarge(f"{len(text)} characters do not fit one entity")
+    return {count: len(parts), **{f"{name}{i}": part for i, part in enumerate(parts)}}
+
+
+def unpack_text(entity: Any, name: str = "d", count: str = "n") -> str:
+    return "".join(entity[f"{name}{i}"] for i in range(int(entity[count])))
+
+
+def pack_bytes(data: bytes, name: str = "body", count: str = "chunks") -> dict[str, Any]:
+    """Bytes over binary properties `<name>0`, `<name>1`, ... with their number in `count`."""
+    parts = [data[i : i + BYTES_CHUNK] for i in range(0, len(data), BYTES_CHUNK)]
+    if len(parts) > MAX_CHUNKS:
+        raise TooLarge(f"{len(data)} bytes do not fit one entity")
+    return {count: len(parts), **{f"{name}{i}": part for i, part in enumerate(parts)}}
+
+
+def unpack_bytes(entity: Any, name: str = "body", count: str = "chunks") -> bytes:
+    return b"".join(bytes(entity[f"{name}{i}"]) for i in range(int(entity[count])))
+
+
+def open_table(service: TableServiceClient, name: str) -> TableClient:
+    """The table, created if it is missing (another instance may create it at the same moment)."""
+    with contextlib.suppress(ResourceExistsError):
+        service.create_table(name)
+    return service.get_table_client(name)
+
+
+def is_conflict(error: Exception) -> bool:
+    """Another writer got there first (the row exists, changed, or went): re-read and try again."""
+    return isinstance(error, HttpResponseError) and error.status_code in CONFLICT_STATUSES
+
+
+def etag_of(entity: Any) -> str | None:
+    metadata = getattr(entity, "metadata", None) or {}
+    return metadata.get("etag")
+
+
+def quote(text: str) -> str:
+    """A string literal for an OData filter."""
+    return "'" + text.replace("'", "''") + "'"

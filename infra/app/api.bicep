@@ -138,7 +138,7 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// App settings. Names are the aliases in shared/settings.py (tests/test_infra.py holds the two sides together).
+// App settings. Names are the aliases in shared/settings.py (tests/infra/test_infra.py holds the two sides together).
 // On Flex Consumption there is no FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION: functionAppConfig
 // carries the runtime.
 // ---------------------------------------------------------------------------------------------------------------

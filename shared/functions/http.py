@@ -4,6 +4,8 @@ Thin adapters over the pure handlers in `shared.views.lookup`. Both read the
 sign-in table only; a malformed ID is refused before any store is opened.
 """
 
+# No `from __future__ import annotations`: the Python worker reads these signatures' annotations as types.
+
 from collections.abc import Iterator
 from typing import Any
 

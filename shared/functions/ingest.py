@@ -1,5 +1,7 @@
 """The Event Hub trigger: a batch of events in, judged, kept, alerted on; a failing store is retried."""
 
+# No `from __future__ import annotations`: the Python worker reads these signatures' annotations as types.
+
 from collections.abc import Sequence
 from datetime import datetime
 

@@ -1,6 +1,6 @@
 """The timers: settle sign-ins (and resolve alerts, retry deliveries) every minute; expire old state daily."""
 
-# No `from __future__ import annotations` here: the Python worker reads these annotations as real types.
+# No `from __future__ import annotations`: the Python worker reads these signatures' annotations as types.
 
 import time
 

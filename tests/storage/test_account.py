@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+from shared.cli.eventhub import checkpoint_location
 from shared.settings import ConfigurationError, load_settings
 from shared.storage.account import blob_service, table_service
 
@@ -59,3 +62,27 @@ def test_no_storage_configured_names_the_settings_and_no_secret() -> None:
     assert "AccountKey" not in str(raised.value)
     with pytest.raises(ConfigurationError, match="STATE_BLOB_SERVICE_URI"):
         blob_service(load_settings())
+
+
+SETTING_MIXES = [
+    {"AzureWebJobsStorage": OTHER, "AzureWebJobsStorage__accountName": "hostaccount"},
+    {"AzureWebJobsStorage": OTHER, "AzureWebJobsStorage__blobServiceUri": "https://hostblob.blob.core.windows.net"},
+    {"STATE_STORAGE_CONNECTION": OTHER, "STATE_BLOB_SERVICE_URI": "https://state.blob.core.windows.net"},
+    {"STATE_BLOB_SERVICE_URI": "https://state.blob.core.windows.net", "AzureWebJobsStorage": OTHER},
+    {"AzureWebJobsStorage__accountName": "hostaccount"},
+]
+
+
+@pytest.mark.parametrize("values", SETTING_MIXES)
+def test_consumer_checkpoints_and_dead_letters_share_one_account(values: dict[str, str]) -> None:
+    """With several storage settings present, the consumer's checkpoints land where the dead letters do."""
+    settings = load_settings(**values)
+    args = argparse.Namespace(checkpoint_container="ck", checkpoint_account_url=None)
+    location = checkpoint_location(args, settings)
+    blobs = blob_service(settings)
+    if location.connection is not None:
+        assert location.connection == OTHER
+        assert blobs.account_name == "otheraccount"
+    else:
+        assert location.account_url is not None
+        assert blobs.url.rstrip("/") == location.account_url.rstrip("/")

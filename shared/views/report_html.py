@@ -338,7 +338,7 @@ def _split_bar(row: dict[str, Any]) -> str:
 def _breakdown(key: str, rows: list[dict[str, Any]]) -> str:
     cells = [
         (
-            _e(r["name"]) + (" <span class='exp-tag'>expected unbound</span>" if r.get("expected_unbound") else ""),
+            _e(r["name"]) + (" <span class='exp-tag'>expected</span>" if r.get("expected_unbound") else ""),
             _split_bar(r),
             _n(r["requests"]),
             _pct(r["pct_allowed"]),

@@ -87,7 +87,7 @@ def _describe(cause: _Cause, totals: dict[str, Any], blocks_by_user: dict[str, s
         "users": len(cause.users),
         "signins": len(cause.signins),
         "devices": len(cause.devices),
-        "apps": [[app, n] for app, n in cause.apps.most_common(5)],
+        "apps": [[app, n] for app, n in sorted(cause.apps.items(), key=lambda item: (-item[1], item[0]))[:5]],
         **_action(cause),
         "what_if": _what_if(cause, totals, blocks_by_user),
     }

@@ -81,7 +81,7 @@ param alertPagerDutyRoutingKey string = ''
 param lookupAuthClientId string = ''
 @description('App role value on that registration that on-call holds (azd: LOOKUP_ALLOWED_ROLE).')
 param lookupAllowedRole string = 'Bindwatch.Lookup'
-@description('Object ID of the on-call group allowed to sign in (azd: LOOKUP_ALLOWED_GROUP_ID). Empty = the app role alone decides.')
+@description('Object ID of the on-call group, checked by the function as an alternative to the app role (azd: LOOKUP_ALLOWED_GROUP_ID). Empty = the app role alone decides.')
 param lookupAllowedGroupId string = ''
 
 // --- Scale and retention ---

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     lookup_allowed_group: str | None = Field(
         None, alias="LOOKUP_ALLOWED_GROUP", pattern=r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$"
     )
-    website_auth_enabled: bool = Field(False, alias="WEBSITE_AUTH_ENABLED")
+    website_auth_enabled: bool | None = Field(None, alias="WEBSITE_AUTH_ENABLED")  # set by the platform itself
+    lookup_auth_enabled: bool = Field(False, alias="LOOKUP_AUTH_ENABLED")  # set by the Bicep that switches it on
 
     @field_validator("*", mode="before")
     @classmethod

@@ -151,8 +151,33 @@ def test_an_explicit_empty_rules_list_starts_with_a_warning(
     assert "alerting is off" in caplog.text
 
 
-@pytest.mark.parametrize(("name", "value"), [("LOOKUP_ALLOWED_GROUP", "on-call"), ("WEBSITE_AUTH_ENABLED", "maybe")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LOOKUP_ALLOWED_GROUP", "on-call"), ("WEBSITE_AUTH_ENABLED", "maybe"), ("LOOKUP_AUTH_ENABLED", "perhaps")],
+)
 def test_lookup_access_settings_are_checked(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=f"setting {name}:"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("platform", "deployed", "trusted"),
+    [
+        (None, None, False),
+        (None, "true", True),
+        ("True", None, True),
+        ("False", "true", False),
+        ("True", "false", True),
+    ],
+)
+def test_the_platforms_word_on_app_service_authentication_wins(
+    monkeypatch: pytest.MonkeyPatch, platform: str | None, deployed: str | None, trusted: bool
+) -> None:
+    """WEBSITE_AUTH_ENABLED (the platform) decides when present; LOOKUP_AUTH_ENABLED (the Bicep) stands in otherwise."""
+    from shared.app.compose import lookup_access
+
+    for name, value in (("WEBSITE_AUTH_ENABLED", platform), ("LOOKUP_AUTH_ENABLED", deployed)):
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    assert lookup_access(load_settings()).auth_enabled is trusted

@@ -40,7 +40,7 @@ param alertPagerDutyUrl string = 'https://events.pagerduty.com/v2/enqueue'
 param lookupAuthClientId string = ''
 @description('App role value the function requires (LOOKUP_ALLOWED_ROLE); assign the on-call group to it.')
 param lookupAllowedRole string = 'Bindwatch.Lookup'
-@description('Object ID of the on-call group: App Service Authentication admits only its members, and the function checks it again (LOOKUP_ALLOWED_GROUP). Empty = the app role alone decides.')
+@description('Object ID of the on-call group, checked by the function from the groups claim as an alternative to the app role (LOOKUP_ALLOWED_GROUP). Empty = the app role alone decides.')
 param lookupAllowedGroupId string = ''
 
 @description('Flex Consumption instance memory: 512, 2048 or 4096 MB.')
@@ -179,6 +179,9 @@ var bindwatchSettings = {
 // credential: the user-assigned identity as a federated credential of the app registration (no client secret).
 var lookupEnabled = !empty(lookupAuthClientId)
 var lookupSettings = lookupEnabled ? union({
+  // The function trusts X-MS-CLIENT-PRINCIPAL only behind App Service Authentication: the platform says so with
+  // WEBSITE_AUTH_ENABLED where it injects it (and then decides), this setting says so where it does not.
+  LOOKUP_AUTH_ENABLED: 'true'
   LOOKUP_ALLOWED_ROLE: lookupAllowedRole
   OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId
   WEBSITE_AUTH_AAD_ALLOWED_TENANTS: tenant().tenantId
@@ -222,13 +225,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 // App Service Authentication (Easy Auth) with Microsoft Entra ID in front of the on-call lookup. Everyone must sign
 // in, except on /api/health, which probes call with the function key (the Functions host checks keys after this
 // layer; the lookup's route is anonymous to the host because a click from Teams cannot send a key). Only members
-// of the named group get through (allowedPrincipals.groups; the registration must emit the groups claim), and the
-// function requires the app role or group again from X-MS-CLIENT-PRINCIPAL. Declared after the app settings so the
+// assigned to the app registration's role can sign in (Entra enforces assignment), and the function requires the
+// app role (or the group) again from X-MS-CLIENT-PRINCIPAL. Declared after the app settings so the
 // federated-credential setting it names exists when it is switched on.
 // ---------------------------------------------------------------------------------------------------------------
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // Checkov applies the 'web' config checks to every Microsoft.Web/sites/config; these do not apply to authsettingsV2.
-  // checkov:skip=CKV_AZURE_13: Checkov reads the classic 'authsettings' (properties.enabled); this is authsettingsV2, switched on by properties.platform.enabled whenever lookupAuthClientId is given. tests/infra/test_infra.py checks it.
+  // checkov:skip=CKV_AZURE_13: A V1 check: it reads the classic 'authsettings' (properties.enabled), absent from authsettingsV2, which is switched on by properties.platform.enabled whenever lookupAuthClientId is given; the V2 check, CKV_AZURE_56, runs and passes. tests/infra/test_infra.py checks it too.
   // checkov:skip=CKV_AZURE_63: Applies to config 'web' (IIS-style HTTP logs), not 'authsettingsV2'. Telemetry goes to Application Insights.
   // checkov:skip=CKV_AZURE_65: Applies to config 'web', not 'authsettingsV2'. Errors go to Application Insights.
   // checkov:skip=CKV_AZURE_66: Applies to config 'web', not 'authsettingsV2'. Requests are traced in Application Insights.
@@ -268,24 +271,21 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
           // Not a secret: the name of the app setting that holds the user-assigned identity's client ID.
           clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
         }
+        // Who may sign in is decided by Entra itself: the app registration requires assignment, and the on-call
+        // group is assigned to its app role (docs/lookup.md). allowedPrincipals.groups is deliberately not used: it
+        // is in the schema but not in Microsoft's how-to, and reported not to work.
         validation: {
           allowedAudiences: [
             'api://${lookupAuthClientId}'
           ]
-          defaultAuthorizationPolicy: {
-            allowedPrincipals: empty(lookupAllowedGroupId) ? {} : {
-              groups: [
-                lookupAllowedGroupId
-              ]
-            }
-          }
         }
       }
     } : {}
     login: {
-      // Sessions live in the encrypted session cookie; no token store to keep on an instance that scales to zero.
+      // Microsoft's recommended setting (and its Flex Consumption tutorial's); the claims the function checks come
+      // with it.
       tokenStore: {
-        enabled: false
+        enabled: true
       }
       cookieExpiration: {
         convention: 'FixedTime'

@@ -84,8 +84,14 @@ def detail_store(settings: Settings) -> StoreDetails:
 
 
 def lookup_access(settings: Settings) -> LookupAccess:
-    """Who may open the lookup: App Service Authentication on (set by the platform) and the named role or group."""
-    return LookupAccess(settings.website_auth_enabled, settings.lookup_allowed_role, settings.lookup_allowed_group)
+    """Who may open the lookup: App Service Authentication on, and the named role or group.
+
+    The platform's own WEBSITE_AUTH_ENABLED decides when it is present (False always wins); where a plan does not
+    inject it, LOOKUP_AUTH_ENABLED, set by the same Bicep that switches App Service Authentication on, stands in.
+    """
+    platform = settings.website_auth_enabled
+    auth_on = platform if platform is not None else settings.lookup_auth_enabled
+    return LookupAccess(auth_on, settings.lookup_allowed_role, settings.lookup_allowed_group)
 
 
 def replay_pipeline(

@@ -76,6 +76,14 @@ param alertWebhookSecret string = ''
 @description('ALERT_PAGERDUTY_ROUTING_KEY: PagerDuty Events API v2 routing (integration) key.')
 param alertPagerDutyRoutingKey string = ''
 
+// --- On-call lookup: App Service Authentication with Microsoft Entra ID (docs/lookup.md) ---
+@description('Client ID of the Entra app registration for the lookup sign-in (azd: LOOKUP_AUTH_CLIENT_ID). Empty = no sign-in configured and the lookup stays closed.')
+param lookupAuthClientId string = ''
+@description('App role value on that registration that on-call holds (azd: LOOKUP_ALLOWED_ROLE).')
+param lookupAllowedRole string = 'Bindwatch.Lookup'
+@description('Object ID of the on-call group, checked by the function as an alternative to the app role (azd: LOOKUP_ALLOWED_GROUP_ID). Empty = the app role alone decides.')
+param lookupAllowedGroupId string = ''
+
 // --- Scale and retention ---
 @allowed([
   512
@@ -223,6 +231,9 @@ module api 'app/api.bicep' = {
     alertPagerDutyUrl: alertPagerDutyUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    lookupAuthClientId: lookupAuthClientId
+    lookupAllowedRole: lookupAllowedRole
+    lookupAllowedGroupId: lookupAllowedGroupId
   }
 }
 
@@ -232,6 +243,9 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output BINDWATCH_PUBLIC_URL string = 'https://${api.outputs.defaultHostName}'
+// For the lookup's app registration: its redirect URI, and the identity its federated credential trusts.
+output LOOKUP_REDIRECT_URI string = 'https://${api.outputs.defaultHostName}/.auth/login/aad/callback'
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output EVENTHUB_NAMESPACE string = eventHubs.outputs.namespaceName
 output EVENTHUB_FULLY_QUALIFIED_NAMESPACE string = eventHubs.outputs.fullyQualifiedNamespace
 output SIGNIN_EVENTHUB_NAME string = eventHubs.outputs.eventHubName

@@ -78,7 +78,7 @@ def burst() -> list[bytes]:
 
 
 def hazards() -> dict:
-    """One body (pretty-printed) with the drift signin-logs.md warns about."""
+    """One body (pretty-printed) with the drift docs/signin-logs.md ("Hazards") describes."""
     at = BASE_TIME + timedelta(hours=3, minutes=20)
     legacy = record(
         at=at,

@@ -8,8 +8,10 @@ in the pipeline.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUseDefault
@@ -71,6 +73,14 @@ class Settings(BaseSettings):
     # --- Links for people ---
     public_url: str | None = Field(None, alias="BINDWATCH_PUBLIC_URL", pattern=r"^https?://")
 
+    # --- Who may open the on-call lookup (docs/lookup.md); the platform sets WEBSITE_AUTH_ENABLED ---
+    lookup_allowed_role: str | None = Field(None, alias="LOOKUP_ALLOWED_ROLE", max_length=120)
+    lookup_allowed_group: str | None = Field(
+        None, alias="LOOKUP_ALLOWED_GROUP", pattern=r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$"
+    )
+    website_auth_enabled: bool | None = Field(None, alias="WEBSITE_AUTH_ENABLED")  # set by the platform itself
+    lookup_auth_enabled: bool = Field(False, alias="LOOKUP_AUTH_ENABLED")  # set by the Bicep that switches it on
+
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -79,9 +89,42 @@ class Settings(BaseSettings):
             raise PydanticUseDefault
         return value
 
+    @field_validator("teams_webhook_url", "webhook_url", mode="after")
+    @classmethod
+    def _https_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A destination URL must be https (http only to this machine, for local receivers); checked at start."""
+        if value is not None:
+            problem = url_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)  # the message never contains the URL: it is a secret
+        return value
+
     @property
     def settle_seconds(self) -> float:
         return self.settle_minutes * 60.0
+
+
+def url_problem(url: str) -> str | None:
+    """Why this destination URL cannot work, or None. Never quotes the URL (webhook URLs carry tokens)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL with a host name"
+    if parts.scheme == "http" and not _loopback(host):
+        return "must be https:// (plain http is accepted only for localhost, for local receivers)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -99,7 +142,7 @@ def describe(error: ValidationError) -> str:
     for item in error.errors(include_input=False, include_url=False):
         where = item["loc"][0] if item["loc"] else "?"
         name = aliases.get(str(where), str(where))
-        problems.append(f"setting {name}: {item['msg']}")
+        problems.append(f"setting {name}: {str(item['msg']).removeprefix('Value error, ')}")
     return "invalid configuration: " + "; ".join(problems)
 
 

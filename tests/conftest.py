@@ -37,7 +37,9 @@ def table_prefix() -> str:
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests must not read the developer's `.env` or app settings by accident."""
     for name in list(os.environ):
-        if name.startswith(("ALERT_", "STATE_", "AzureWebJobsStorage", "SETTLE_", "RULES_", "BINDWATCH_")):
+        if name.startswith(
+            ("ALERT_", "STATE_", "AzureWebJobsStorage", "SETTLE_", "RULES_", "BINDWATCH_", "LOOKUP_", "WEBSITE_")
+        ):
             monkeypatch.delenv(name, raising=False)
 
 

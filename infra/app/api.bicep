@@ -35,6 +35,14 @@ param rejectedContainerName string = 'bindwatch-rejected'
 param rulesFile string = 'rules.toml'
 param alertPagerDutyUrl string = 'https://events.pagerduty.com/v2/enqueue'
 
+// --- Who may open the on-call lookup (App Service Authentication with Microsoft Entra ID; docs/lookup.md) ---
+@description('Client ID of the Entra app registration that signs on-call in. Empty = no App Service Authentication, and the lookup stays closed (the function refuses it).')
+param lookupAuthClientId string = ''
+@description('App role value the function requires (LOOKUP_ALLOWED_ROLE); assign the on-call group to it.')
+param lookupAllowedRole string = 'Bindwatch.Lookup'
+@description('Object ID of the on-call group, checked by the function from the groups claim as an alternative to the app role (LOOKUP_ALLOWED_GROUP). Empty = the app role alone decides.')
+param lookupAllowedGroupId string = ''
+
 @description('Flex Consumption instance memory: 512, 2048 or 4096 MB.')
 @allowed([
   512
@@ -167,6 +175,20 @@ var bindwatchSettings = {
   BINDWATCH_PUBLIC_URL: 'https://${functionApp.properties.defaultHostName}'
 }
 
+// The lookup's access (read by shared/views/access.py) and App Service Authentication's secret-free client
+// credential: the user-assigned identity as a federated credential of the app registration (no client secret).
+var lookupEnabled = !empty(lookupAuthClientId)
+var lookupSettings = lookupEnabled ? union({
+  // The function trusts X-MS-CLIENT-PRINCIPAL only behind App Service Authentication: the platform says so with
+  // WEBSITE_AUTH_ENABLED where it injects it (and then decides), this setting says so where it does not.
+  LOOKUP_AUTH_ENABLED: 'true'
+  LOOKUP_ALLOWED_ROLE: lookupAllowedRole
+  OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId
+  WEBSITE_AUTH_AAD_ALLOWED_TENANTS: tenant().tenantId
+}, empty(lookupAllowedGroupId) ? {} : {
+  LOOKUP_ALLOWED_GROUP: lookupAllowedGroupId
+}) : {}
+
 // Secret destinations: Key Vault references (no version: the platform picks up a new version within 24 h),
 // present only when a value was deployed to the vault.
 var teamsSetting = hasTeamsWebhookUrl ? {
@@ -187,7 +209,7 @@ var pagerDutySetting = hasPagerDutyRoutingKey ? {
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // The checks below read properties of the 'web' config resource (site configuration); Checkov applies them
   // to every Microsoft.Web/sites/config, including this 'appsettings' name/value dictionary, where they cannot apply.
-  // checkov:skip=CKV_AZURE_13: Applies to config 'authsettings'/'web', not 'appsettings'. The lookup and health HTTP functions use function keys (auth level FUNCTION); App Service Authentication is left to the operator.
+  // checkov:skip=CKV_AZURE_13: Applies to config 'authsettings'/'web', not 'appsettings'. App Service Authentication is the authSettings resource below (authsettingsV2), switched on with lookupAuthClientId.
   // checkov:skip=CKV_AZURE_63: Applies to config 'web' (IIS-style HTTP logs), not 'appsettings'. Telemetry goes to Application Insights.
   // checkov:skip=CKV_AZURE_65: Applies to config 'web', not 'appsettings'. Detailed error pages are an IIS feature; errors go to Application Insights.
   // checkov:skip=CKV_AZURE_66: Applies to config 'web', not 'appsettings'. Failed request tracing is an IIS feature; requests are traced in Application Insights.
@@ -196,9 +218,79 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Applies to the site (publicNetworkAccess), not 'appsettings'; see the reason on functionApp.
   parent: functionApp
   name: 'appsettings'
-  properties: union(hostSettings, bindwatchSettings, teamsSetting, webhookUrlSetting, webhookSecretSetting, pagerDutySetting)
+  properties: union(hostSettings, bindwatchSettings, teamsSetting, webhookUrlSetting, webhookSecretSetting, pagerDutySetting, lookupSettings)
 }
 
-output name string = functionApp.name
-output id string = functionApp.id
-output defaultHostName string = functionApp.properties.defaultHostName
+// ---------------------------------------------------------------------------------------------------------------
+// App Service Authentication (Easy Auth) with Microsoft Entra ID in front of the on-call lookup. Everyone must sign
+// in, except on /api/health, which probes call with the function key (the Functions host checks keys after this
+// layer; the lookup's route is anonymous to the host because a click from Teams cannot send a key). Only members
+// assigned to the app registration's role can sign in (Entra enforces assignment), and the function requires the
+// app role (or the group) again from X-MS-CLIENT-PRINCIPAL. Declared after the app settings so the
+// federated-credential setting it names exists when it is switched on.
+// ---------------------------------------------------------------------------------------------------------------
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // Checkov applies the 'web' config checks to every Microsoft.Web/sites/config; these do not apply to authsettingsV2.
+  // checkov:skip=CKV_AZURE_13: A V1 check: it reads the classic 'authsettings' (properties.enabled), absent from authsettingsV2, which is switched on by properties.platform.enabled whenever lookupAuthClientId is given; the V2 check, CKV_AZURE_56, runs and passes. tests/infra/test_infra.py checks it too.
+  // checkov:skip=CKV_AZURE_63: Applies to config 'web' (IIS-style HTTP logs), not 'authsettingsV2'. Telemetry goes to Application Insights.
+  // checkov:skip=CKV_AZURE_65: Applies to config 'web', not 'authsettingsV2'. Errors go to Application Insights.
+  // checkov:skip=CKV_AZURE_66: Applies to config 'web', not 'authsettingsV2'. Requests are traced in Application Insights.
+  // checkov:skip=CKV_AZURE_80: Applies to config 'web' of .NET apps; this is a Python app and 'authsettingsV2' has no netFrameworkVersion.
+  // checkov:skip=CKV_AZURE_88: Azure Files mounts are not used: Flex Consumption runs the package from blob storage (functionAppConfig.deployment).
+  // checkov:skip=CKV_AZURE_222: Applies to the site (publicNetworkAccess), not 'authsettingsV2'; see the reason on functionApp.
+  parent: functionApp
+  name: 'authsettingsV2'
+  dependsOn: [
+    appSettings
+  ]
+  properties: {
+    platform: {
+      // Off without an app registration: the function then refuses the lookup (fail closed), health keeps its key.
+      enabled: lookupEnabled
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/api/health'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+      forwardProxy: {
+        convention: 'NoProxy'
+      }
+    }
+    identityProviders: lookupEnabled ? {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          clientId: lookupAuthClientId
+          // Not a secret: the name of the app setting that holds the user-assigned identity's client ID.
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
+        }
+        // Who may sign in is decided by Entra itself: the app registration requires assignment, and the on-call
+        // group is assigned to its app role (docs/lookup.md). allowedPrincipals.groups is deliberately not used: it
+        // is in the schema but not in Microsoft's how-to, and reported not to work.
+        validation: {
+          allowedAudiences: [
+            'api://${lookupAuthClientId}'
+          ]
+        }
+      }
+    } : {}
+    login: {
+      // Microsoft's recommended setting (and its Flex Consumption tutorial's); the claims the function checks come
+      // with it.
+      tokenStore: {
+        enabled: true
+      }
+      cookieExpiration: {
+        convention: 'FixedTime'
+        timeToExpiration: '08:00:00'
+      }
+    }
+  }
+}

@@ -29,6 +29,7 @@ from shared.storage.deadletter_blob import BlobDeadLetter
 from shared.storage.detection_table import TableDetectionStore
 from shared.storage.outbox_table import TableOutbox
 from shared.storage.signin_table import TableStore
+from shared.views.access import LookupAccess
 from shared.views.lookup import StoreDetails
 from shared.views.readiness import Readiness
 
@@ -80,6 +81,17 @@ def ingest_service(settings: Settings) -> IngestService:
 def detail_store(settings: Settings) -> StoreDetails:
     """What the lookup and health functions read: the sign-in table only, no rules, no destinations."""
     return StoreDetails(signin_table(settings))
+
+
+def lookup_access(settings: Settings) -> LookupAccess:
+    """Who may open the lookup: App Service Authentication on, and the named role or group.
+
+    The platform's own WEBSITE_AUTH_ENABLED decides when it is present (False always wins); where a plan does not
+    inject it, LOOKUP_AUTH_ENABLED, set by the same Bicep that switches App Service Authentication on, stands in.
+    """
+    platform = settings.website_auth_enabled
+    auth_on = platform if platform is not None else settings.lookup_auth_enabled
+    return LookupAccess(auth_on, settings.lookup_allowed_role, settings.lookup_allowed_group)
 
 
 def replay_pipeline(

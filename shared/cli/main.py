@@ -14,8 +14,19 @@ from shared.ingest.files import InputError
 from shared.settings import ConfigurationError, Settings, load_settings
 
 from . import eventhub, replay, report, verdicts
+from .paths import OutputPathError
 
 Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """--help shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parser(commands)
     eventhub.add_send_parser(commands)
     eventhub.add_consume_parser(commands)
+    for command in commands.choices.values():
+        command.formatter_class = DefaultsFormatter
     return parser
 
 
@@ -45,7 +58,7 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     try:
         settings = load_settings()
         return COMMANDS[args.command](args, settings, out)
-    except (ConfigurationError, InputError) as error:
+    except (ConfigurationError, InputError, OutputPathError) as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
     except AzureError as error:

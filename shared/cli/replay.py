@@ -18,6 +18,8 @@ from shared.notify.delivery import Delivery
 from shared.settings import ConfigurationError, Settings
 
 from .output import TABLE_HEADER, dumps, row, summary_text
+from .paths import check_output
+from .progress import Progress
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -30,7 +32,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--settle-minutes", type=float, help="override SETTLE_MINUTES")
     parser.add_argument("--batch", type=positive_int, default=10, help="messages per batch (as an invocation)")
     parser.add_argument("--rejected", metavar="PATH", help="write rejected input here as JSON lines")
-    parser.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    parser.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal) and no timing")
     parser.add_argument(
         "--deliver-timeout", type=float, default=120.0, help="seconds to wait for alerts to reach their destinations"
     )
@@ -54,14 +56,18 @@ def settle_seconds(args: argparse.Namespace, settings: Settings) -> float:
 def run(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
     """Judge files through the function's pipeline; deliver alerts to the configured destinations, bounded."""
     paths = check_paths(args.paths)
+    check_output(args.rejected, "--rejected")
     settle = settle_seconds(args, settings)
     sender = compose.replay_delivery(settings)
     pipeline = compose.replay_pipeline(settings, compose.signin_store(settings, args.store), settle, sender)
     replay = Replay(pipeline, batch_size=args.batch)
     started = time.monotonic()
+    progress = Progress("replayed", enabled=False if args.quiet else None)
     with contextlib.ExitStack() as stack:
         rejected = stack.enter_context(open(args.rejected, "w", encoding="utf-8")) if args.rejected else None
-        _print_outcomes(replay.run(messages_from(paths)), args.format, out, rejected, sender)
+        outcomes = _counted(replay.run(messages_from(paths)), replay, progress)
+        _print_outcomes(outcomes, args.format, out, rejected, sender)
+    progress.finish(replay.tally.records)
     summary = replay.summary()
     delivered = _drain(sender, args.deliver_timeout, summary)
     print(summary_text(summary) if args.format == "table" else dumps(summary), file=out)
@@ -70,6 +76,12 @@ def run(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
             f"bindwatch: replayed {summary['records']} records in {time.monotonic() - started:.1f} s", file=sys.stderr
         )
     return 0 if delivered else 1
+
+
+def _counted(outcomes: Iterable[Outcome], replay: Replay, progress: Progress) -> Iterable[Outcome]:
+    for outcome in outcomes:
+        yield outcome
+        progress.update(replay.tally.records)
 
 
 def _print_outcomes(
@@ -93,6 +105,7 @@ def _drain(sender: Delivery | None, timeout: float, summary: dict[str, Any]) -> 
     """Wait (bounded) for every notification to be delivered; False when anything stayed undelivered."""
     if sender is None:
         return True
+    _say_what_is_waiting(sender, timeout)
     try:
         result = sender.drain(deadline_seconds=timeout)
     finally:
@@ -101,3 +114,34 @@ def _drain(sender: Delivery | None, timeout: float, summary: dict[str, Any]) -> 
     for destination, entry_id, state in result.undelivered:
         print(f"bindwatch: notification {entry_id} to {destination} not delivered ({state})", file=sys.stderr)
     return result.ok
+
+
+def _say_what_is_waiting(sender: Delivery, timeout: float) -> None:
+    """Before the bounded wait: how many notifications, and why each destination has not taken them yet."""
+    waiting = sender.waiting()
+    if not waiting:
+        return
+    reasons: dict[str, str] = {}
+    for entry in waiting:
+        reasons.setdefault(entry.destination, _reason(entry.answer, entry.http_status))
+    why = "; ".join(f"{reason} to {destination}" for destination, reason in sorted(reasons.items()))
+    print(
+        f"bindwatch: waiting up to {timeout:.0f} s for {len(waiting)} notification(s): {why}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+_NETWORK = {
+    "ConnectError": "connection refused (or no route to the host)",
+    "ConnectTimeout": "connection timed out",
+    "ReadTimeout": "no answer in time",
+    "RemoteProtocolError": "the server closed the connection",
+}
+
+
+def _reason(answer: str, status: int | None) -> str:
+    """The last answer in words (already redacted: no URL, no token)."""
+    if status is not None:
+        return f"HTTP {status}"
+    return _NETWORK.get(answer, answer or "not tried yet")

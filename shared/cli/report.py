@@ -19,8 +19,11 @@ from shared.settings import ConfigurationError, Settings
 from shared.views.lookup import DetailStore
 from shared.views.readiness import figures, from_details
 from shared.views.report_html import render
+from shared.views.users import would_break_csv
 
 from .output import dumps
+from .paths import check_output
+from .progress import Progress
 from .replay import settle_seconds
 
 StoreOpener = Callable[[Settings], DetailStore]
@@ -35,15 +38,25 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["text", "json"], default="text", help="what goes to standard output")
     parser.add_argument("--settle-minutes", type=float, help="override SETTLE_MINUTES")
     parser.add_argument("--top", type=int, default=15, help="rows per breakdown table")
-    parser.add_argument("--limit", type=int, default=200, help="users listed per group")
+    parser.add_argument("--limit", type=int, default=200, help="ready users listed (every user who would break is)")
+    parser.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     return parser
 
 
+def users_csv_path(html_path: str) -> Path:
+    """The CSV of every user who would break, beside the page: report.html -> report.would-break.csv."""
+    page = Path(html_path)
+    return page.with_name(page.stem + ".would-break.csv")
+
+
 def run(args: argparse.Namespace, settings: Settings, out: IO[str], open_store: StoreOpener | None = None) -> int:
-    """Compute the figures, write the HTML if asked, print text or JSON; 0 on success."""
+    """Compute the figures, write the HTML (and the CSV beside it) if asked, print text or JSON; 0 on success."""
+    check_output(args.html, "--html")
     result = compute(args, settings, open_store)
     if args.html:
-        Path(args.html).write_text(render(result), encoding="utf-8")
+        csv_path = users_csv_path(args.html)
+        csv_path.write_text(would_break_csv(result["users"]["would_break"]), encoding="utf-8")
+        Path(args.html).write_text(render(result, users_csv=csv_path.name), encoding="utf-8")
     print(dumps(result) if args.format == "json" else summary_text(result, args.html), file=out)
     return 0
 
@@ -57,15 +70,21 @@ def compute(args: argparse.Namespace, settings: Settings, open_store: StoreOpene
         return figures(requests, signins, top=args.top, limit=args.limit)
     if not args.paths:
         raise ConfigurationError("report needs at least one PATH (or --store table)")
-    return from_files(check_paths(args.paths), settle_seconds(args, settings), args.top, args.limit)
+    progress = Progress("read", enabled=False if getattr(args, "quiet", False) else None)
+    return from_files(check_paths(args.paths), settle_seconds(args, settings), args.top, args.limit, progress)
 
 
-def from_files(paths: list[str], settle_seconds: float, top: int = 15, limit: int = 200) -> dict[str, Any]:
+def from_files(
+    paths: list[str], settle_seconds: float, top: int = 15, limit: int = 200, progress: Progress | None = None
+) -> dict[str, Any]:
     """Replay the files through the function's own pipeline with the readiness observer attached."""
     pipeline, readiness = compose.report_pipeline(settle_seconds)
     replay = Replay(pipeline)
     for _ in replay.run(messages_from(paths)):
-        pass
+        if progress:
+            progress.update(replay.tally.records)
+    if progress:
+        progress.finish(replay.tally.records)
     return readiness.figures(top=top, limit=limit)
 
 
@@ -81,7 +100,7 @@ def summary_text(result: dict[str, Any], html_path: str | None) -> str:
         f"policy hints: {len(result['hints'])}",
     ]
     if html_path:
-        lines.append(f"report written to {html_path}")
+        lines.append(f"report written to {html_path}, every user who would break to {users_csv_path(html_path)}")
     return "\n".join(lines)
 
 

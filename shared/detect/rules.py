@@ -8,6 +8,7 @@ registry's (`shared/notify/registry.py`).
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from shared.settings import ConfigurationError
 from .grouping import DIMENSIONS
 from .kinds import KINDS
 
+log = logging.getLogger("bindwatch.rules")
 DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "rules.toml"
 
 Dimension = Literal[DIMENSIONS]  # type: ignore[valid-type]
@@ -267,7 +269,16 @@ def load_rules(path: Path | str | None = None) -> RulesFile:
         raise ConfigurationError(f"rules file {file}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"rules file {file}: not valid TOML ({error})") from None
-    return parse_rules(raw, str(file))
+    if "rules" not in raw:
+        # An empty or truncated file would silently turn every alert off: that must be said on purpose.
+        raise ConfigurationError(
+            f"rules file {file}: no rules at all, so nothing would ever alert; add [[rules]], or write `rules = []` "
+            "to run without alerting on purpose"
+        )
+    rules = parse_rules(raw, str(file))
+    if not rules.active_rules:
+        log.warning("rules file %s: no enabled rule (rules = []): alerting is off", file)
+    return rules
 
 
 def parse_rules(raw: Any, source: str = "rules file") -> RulesFile:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.app import compose
 from shared.app.service import IngestService
 from shared.settings import current_settings
+from shared.views.access import LookupAccess
 from shared.views.lookup import DetailStore
 
 
@@ -19,6 +20,7 @@ from shared.views.lookup import DetailStore
 class Worker:
     _ingest: IngestService | None = None
     _details: DetailStore | None = None
+    _access: LookupAccess | None = None
 
     def ingest(self) -> IngestService:
         if self._ingest is None:
@@ -30,13 +32,24 @@ class Worker:
             self._details = compose.detail_store(current_settings())
         return self._details
 
-    def use(self, ingest: IngestService | None = None, details: DetailStore | None = None) -> None:
+    def access(self) -> LookupAccess:
+        """Who may open the lookup, from the settings (read once per worker, as the settings are)."""
+        if self._access is None:
+            self._access = compose.lookup_access(current_settings())
+        return self._access
+
+    def use(
+        self,
+        ingest: IngestService | None = None,
+        details: DetailStore | None = None,
+        access: LookupAccess | None = None,
+    ) -> None:
         """Tests choose the parts (and so the stores) explicitly."""
-        self._ingest, self._details = ingest, details
+        self._ingest, self._details, self._access = ingest, details, access
 
     def reset(self) -> None:
         """Build everything again on next use (new settings, another instance)."""
-        self.use(None, None)
+        self.use(None, None, None)
 
 
 WORKER = Worker()

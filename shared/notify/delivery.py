@@ -129,6 +129,10 @@ class Delivery:
             report.undelivered.append((destination, entry_id, state))
         return report
 
+    def waiting(self) -> list[Entry]:
+        """This Delivery's notifications still pending, with their last answer (what a waiting CLI reports)."""
+        return self._waiting()
+
     def close(self) -> None:
         close = getattr(self.transport, "close", None)
         if close:

@@ -27,6 +27,7 @@ NAME = "webhook"
 VERSION = "1"
 EVENT_TYPE = "bindwatch.notification"
 SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24  # Standard Webhooks: secrets are 24-64 random bytes
 
 
 class SecretError(ConfigurationError):
@@ -93,6 +94,11 @@ def secret_key(secret: str) -> bytes:
         raise SecretError("setting ALERT_WEBHOOK_SECRET: not base64 after the whsec_ prefix") from None
     if not key:
         raise SecretError("setting ALERT_WEBHOOK_SECRET: empty")
+    if len(key) < MIN_SECRET_BYTES:
+        raise SecretError(
+            f"setting ALERT_WEBHOOK_SECRET: {len(key)} bytes after whsec_; at least {MIN_SECRET_BYTES} random bytes "
+            "are needed (Standard Webhooks), e.g. whsec_$(openssl rand -base64 32)"
+        )
     return key
 
 

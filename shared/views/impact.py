@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.core.binding import ENFORCED_RESULTS, Binding
-from shared.core.coverage import platform
+from shared.core.coverage import expected_reason, platform
 from shared.core.request import Request
 from shared.core.status_code import SELF_REMEDIABLE, describe
 
@@ -39,7 +39,7 @@ def _pct(part: int, whole: int) -> float | None:
 
 
 def microsoft_figures(requests: Iterable[Request]) -> dict[str, Any]:
-    """Microsoft's impact figures, per request (signin-logs.md §9.1 and §9.4), over every resource.
+    """Microsoft's impact figures, per request (docs/signin-logs.md, "Impact figures"), over every resource.
 
     Block = a token protection policy's session control was not satisfied (enforced or report-only);
     Allow = a token protection policy applied and was satisfied; requests no such policy applied to are out.
@@ -86,18 +86,28 @@ KEYS: dict[str, Callable[[Request], str]] = {
 }
 
 
+def is_expected_unbound(request: Request) -> bool:
+    """Unbound, but for a reason Token Protection does not cover (browser, unsupported platform)."""
+    return request.binding == Binding.UNBOUND and expected_reason(request) is not None
+
+
 def breakdown(requests: Iterable[Request], key: Callable[[Request], str]) -> list[dict[str, Any]]:
-    """Per request under a token protection policy, grouped by `key`: blocked, would be blocked, allowed."""
+    """Per request, grouped by `key`: allowed, would be blocked, blocked, and expected unbound, apart.
+
+    Requests under a token protection policy count as Microsoft's queries count them, except that an
+    unbound request Token Protection does not cover (browser, unsupported platform) is never 'allowed' or
+    a block to fix: it is counted in `expected_unbound`, with or without a policy, so the row's share shows it.
+    """
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     users: dict[str, set[str]] = defaultdict(set)
     signins: dict[str, set[str]] = defaultdict(set)
     for request in requests:
-        result = outcome(request)
+        result = "expected_unbound" if is_expected_unbound(request) else outcome(request)
         if result is None:
             continue
         name = key(request)
         rows[name][result] += 1
-        if result != "allowed":
+        if result in ("blocked", "would_block"):
             users[name].add(request.user)
             signins[name].add(request.correlation_id)
     table = [_row(name, counts, users[name], signins[name]) for name, counts in rows.items()]
@@ -112,6 +122,7 @@ def _row(name: str, counts: Counter[str], users: set[str], signins: set[str]) ->
         "allowed": counts["allowed"],
         "would_be_blocked": counts["would_block"],
         "blocked": counts["blocked"],
+        "expected_unbound": counts["expected_unbound"],
         "pct_allowed": _pct(counts["allowed"], total),
         "users_blocked": len(users),
         "signins_blocked": len(signins),
@@ -119,7 +130,11 @@ def _row(name: str, counts: Counter[str], users: set[str], signins: set[str]) ->
 
 
 def code_table(requests: Iterable[Request]) -> list[dict[str, Any]]:
-    """Per request, each status code of unbound requests: how many, under which mode, what it means and the fix."""
+    """Per request, each status code of unbound requests: how many, under which mode, what it means and the fix.
+
+    Expected-unbound requests (browser, unsupported platform) are counted apart in `expected_unbound`, so
+    `unbound_requests = would_be_blocked + blocked + no_policy + expected_unbound`.
+    """
     rows: dict[int, Counter[str]] = defaultdict(Counter)
     users: dict[int, set[str]] = defaultdict(set)
     signins: dict[int, set[str]] = defaultdict(set)
@@ -128,7 +143,7 @@ def code_table(requests: Iterable[Request]) -> list[dict[str, Any]]:
             continue
         code = NO_CODE if request.code is None else request.code
         rows[code]["unbound"] += 1
-        rows[code][outcome(request) or "no_policy"] += 1
+        rows[code]["expected_unbound" if is_expected_unbound(request) else outcome(request) or "no_policy"] += 1
         users[code].add(request.user)
         signins[code].add(request.correlation_id)
     table = []
@@ -143,6 +158,8 @@ def code_table(requests: Iterable[Request]) -> list[dict[str, Any]]:
                 "unbound_requests": counts["unbound"],
                 "would_be_blocked": counts["would_block"],
                 "blocked": counts["blocked"],
+                "no_policy": counts["no_policy"],
+                "expected_unbound": counts["expected_unbound"],
                 "users": len(users[code]),
                 "signins": len(signins[code]),
             }

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.core.clock import ClockState
-from shared.core.correlation import ID_RULE, valid_correlation_id
+from shared.core.correlation import ID_RULE, normalise_correlation_id, valid_correlation_id
 from shared.core.detail import decode, encode
+from shared.core.links import ENTRA_SIGNIN_LOGS, signin_kql
 from shared.core.request import Request, merge_copies
 from shared.core.signin import SignIn
 from shared.core.status_code import describe
@@ -62,7 +63,11 @@ def signin_detail(signin: SignIn, requests: list[dict[str, Any]], final: bool) -
 
 
 def lookup_response(store: DetailStore, correlation_id: object) -> tuple[int, dict[str, Any]]:
-    """The sign-in's verdict and each request explained; 400 for a malformed id, 404 when not stored."""
+    """The sign-in's verdict and each request explained; 400 for a malformed id, 404 when not stored.
+
+    The id is normalised first (braces, spaces, upper case: the forms people paste), then validated.
+    """
+    correlation_id = normalise_correlation_id(correlation_id)
     if not valid_correlation_id(correlation_id):
         return 400, {"error": "invalid correlation_id", "expected": ID_RULE}
     assert isinstance(correlation_id, str)
@@ -85,6 +90,9 @@ def explain(detail: dict[str, Any]) -> dict[str, Any]:
             requests.append({**item, "meaning": entry.meaning if entry else "", "fix": entry.fix if entry else ""})
     body = {k: v for k, v in detail.items() if k != "request_details"}
     body["request_details"] = sorted(requests, key=lambda r: (str(r.get("time", "")), str(r.get("id", ""))))
+    cid = str(detail.get("correlation_id", ""))
+    body["kql"] = signin_kql(cid, detail.get("first_seen"), detail.get("last_seen"))
+    body["links"] = {"Entra sign-in logs": ENTRA_SIGNIN_LOGS}
     return body
 
 

@@ -24,6 +24,8 @@ from shared.core.signin import UNBOUND, UNEVALUATED
 from shared.core.timestamp import parse_time
 from shared.ingest.pipeline import Batch
 
+from .causes import blocking_causes
+from .evidence import period_evidence
 from .expected import expected_traffic
 from .hints import policy_hints
 from .impact import BREAKDOWNS, KEYS, breakdown, code_table, microsoft_figures
@@ -103,16 +105,19 @@ def figures(
     expected_ids = {
         v.correlation_id for v in views if v.verdict == UNBOUND and _all_expected(by_signin[v.correlation_id])
     }
-    regular = [r for r in reqs if not (r.binding == Binding.UNBOUND and expected_reason(r))]
+    span = period(views)
+    impact = microsoft_figures(reqs)
     return {
         "type": "readiness",
-        "period": period(views),
+        "period": span,
+        "evidence": period_evidence(span["seconds"]),
         "units": UNITS,
         "signins": signin_totals(views, expected_ids),
-        "requests": microsoft_figures(reqs),
+        "requests": impact,
         "timeline": timeline(views, expected_ids),
-        "breakdowns": {key: breakdown(regular, KEYS[key])[:top] for key in BREAKDOWNS},
-        "codes": code_table(regular),
+        "breakdowns": {key: breakdown(reqs, KEYS[key])[:top] for key in BREAKDOWNS},
+        "codes": code_table(reqs),
+        "causes": blocking_causes(reqs, impact),
         "users": user_readiness(views, by_signin, expected_ids, limit),
         "expected": expected_traffic(reqs, expected_ids, top),
         "hints": policy_hints(reqs),

@@ -51,6 +51,14 @@ th{background:#eef1f4;font-weight:600}td.n,th.n{text-align:right;white-space:now
 .bar i{display:block;height:8px}.mono{font-family:ui-monospace,Consolas,monospace;font-size:12px}
 .users{columns:4;font-size:12px;background:#fff;padding:8px 12px;border-radius:6px}.muted{color:#57606a}
 footer{margin-top:28px;color:#57606a;font-size:12px}
+.warn-box{background:#fff1e5;border:1px solid #e36209;border-left:6px solid #e36209;border-radius:6px;padding:10px 16px;
+margin:12px 0}
+.sums{background:#fff;border-radius:6px;padding:8px 14px;margin:8px 0;font-size:13px}.sums li{margin:2px 0}
+.exp-tag{display:inline-block;font-size:11px;border-radius:9px;padding:0 7px;background:#fff4c2;color:#7a5c00}
+.scroll{max-height:420px;overflow:auto;border:1px solid #e5e8eb;border-radius:6px}
+.cause{background:#fff;border-radius:6px;padding:10px 14px;margin:10px 0;border-left:5px solid #e36209}
+.cause h3{margin:0 0 4px}.cause pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:4px;padding:8px;
+white-space:pre-wrap;word-break:break-all;font-size:12px;margin:4px 0}
 """
 
 
@@ -71,12 +79,11 @@ def _when(stamp: str | None) -> str:
     return "–" if not stamp else stamp.replace("T", " ")[:16] + " UTC"
 
 
-def render(figures: dict[str, Any], title: str = "Token Protection readiness") -> str:
-    """The whole page."""
-    body = "".join(
-        section(figures)
-        for section in (_header, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _users, _expected, _footer)
-    )
+def render(figures: dict[str, Any], title: str = "Token Protection readiness", users_csv: str | None = None) -> str:
+    """The whole page; `users_csv` names the CSV of every user who would break, written beside the page."""
+    sections = (_header, _evidence, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _causes)
+    body = "".join(section(figures) for section in sections) + _users(figures, users_csv)
+    body += "".join(section(figures) for section in (_expected, _footer))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">"
@@ -97,6 +104,20 @@ def _header(f: dict[str, Any]) -> str:
     )
 
 
+def _evidence(f: dict[str, Any]) -> str:
+    """Too little history to decide: say so first, and say what is enough and why."""
+    evidence = f.get("evidence") or {}
+    if evidence.get("enough", True):
+        return ""
+    hours = f["period"]["seconds"] / 3600
+    span = f"{hours:.1f} hours" if hours < 72 else f"{hours / 24:.1f} days"
+    return (
+        "<div class='warn-box' id='too-short'><b>Too short to decide.</b> These logs cover "
+        f"{_e(span)}. Before enforcing, read {_e(evidence['why'])}. Until then these figures are a sample, not a "
+        f"verdict. A user counts as ready only with {_e(evidence['user_rule'])}.</div>"
+    )
+
+
 def _answer(f: dict[str, Any]) -> str:
     """Can we enforce now? The few sentences an admin reads first."""
     req, users, hints = f["requests"], f["users"], f["hints"]
@@ -104,17 +125,23 @@ def _answer(f: dict[str, Any]) -> str:
         f"<b>{_pct(req['pct_allowed'])}</b> of the requests a token protection policy evaluated would pass today; "
         f"<b>{_pct(req['pct_enforceable'])}</b> would once users fix self-remediable devices (codes 1003, 1004) "
         "<span class='unit'>per request, Microsoft's PctAllowed and PctEnforceable</span>",
-        f"<b>{_n(users['ready_total'])}</b> users are ready to enforce (only bound sign-ins); "
+        f"<b>{_n(users['ready_total'])}</b> users are ready to enforce (only bound sign-ins, and enough history); "
+        f"{_n(users.get('too_little_history_total', 0))} have only bound sign-ins but too little history; "
         f"<b>{_n(users['would_break_total'])}</b> would break; {_n(users['not_evaluated_total'])} have no "
         "evaluated sign-in yet <span class='unit'>per user</span>",
     ]
     if hints:
         items.append(f"<b>{len(hints)}</b> policy configuration problem(s) to fix first: see Policy hints")
+    if f.get("causes"):
+        items.append(
+            f"<b>{len(f['causes'])}</b> causes of blocks, each with the Conditional Access change to paste and what "
+            "it would gain: see What to change"
+        )
     exp = f["expected"]
     if exp["requests"]:
         items.append(
-            f"{_n(exp['requests'])} unbound requests are expected (browsers, unsupported platforms) and are "
-            "shown apart at the end"
+            f"{_n(exp['requests'])} unbound requests are expected (browsers, unsupported platforms): marked in "
+            "every table, never counted as allowed, and detailed at the end"
         )
     return (
         "<div class='answer'><b>Can we enforce now?</b><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul></div>"
@@ -127,30 +154,48 @@ def _card(value: Any, label: str, tone: str) -> str:
 
 def _cards(f: dict[str, Any]) -> str:
     s, r = f["signins"], f["requests"]
+    by_mode = s.get("expected_by_mode", {})
     signins = [
         _card(_n(s["judged"]), "sign-ins judged", "grey"),
         _card(_n(s["bound"]), "bound", "ok"),
-        _card(_n(s["unbound"]), "unbound", "bad"),
+        _card(_n(s["unbound"]), "unbound (all of them)", "bad"),
         _card(_n(s["unevaluated"]), "unevaluated", "grey"),
-        _card(_n(s["blocked"]), "blocked (enforced)", "bad"),
-        _card(_n(s["would_be_blocked"]), "would be blocked (report-only)", "warn"),
-        _card(_n(s["expected_unbound"]), "unbound, expected", "exp"),
+        _card(_n(s["blocked"]), "of the unbound: blocked (enforced)", "bad"),
+        _card(_n(s["would_be_blocked"]), "of the unbound: would be blocked (report-only)", "warn"),
+        _card(_n(s["expected_unbound"]), "of the unbound: expected (browser, unsupported platform)", "exp"),
+    ]
+    sums = [
+        f"{_n(s['judged'])} judged = {_n(s['bound'])} bound + {_n(s['unbound'])} unbound + "
+        f"{_n(s['unevaluated'])} unevaluated",
+        f"{_n(s['unbound'])} unbound = {_n(s['blocked'])} blocked (enforced) + {_n(s['would_be_blocked'])} would be "
+        f"blocked (report-only) + {_n(s['unbound_without_policy'])} without a token protection policy",
+        f"{_n(s['unbound'])} unbound = {_n(s['expected_unbound'])} expected + "
+        f"{_n(s.get('actionable_unbound', s['unbound'] - s['expected_unbound']))} to act on; the "
+        f"{_n(s['expected_unbound'])} expected are inside the blocked ({_n(by_mode.get('blocked', 0))}), would be "
+        f"blocked ({_n(by_mode.get('would_be_blocked', 0))}) and without-policy "
+        f"({_n(by_mode.get('without_policy', 0))}) counts, not on top of them",
     ]
     requests = [
         _card(_n(r["evaluated"]), "requests under a policy", "grey"),
         _card(_n(r["allowed"]), "allowed", "ok"),
         _card(_n(r["blocked"]), "blocked (enforced)", "bad"),
         _card(_n(r["would_be_blocked"]), "would be blocked (report-only)", "warn"),
-        _card(_n(r["self_remediable"]), "self-remediable blocks (1003, 1004)", "warn"),
+        _card(_n(r["self_remediable"]), "of the blocks: self-remediable (1003, 1004)", "warn"),
         _card(_pct(r["pct_allowed"]), "allowed share (PctAllowed)", "ok"),
         _card(_pct(r["pct_enforceable"]), "enforceable share (PctEnforceable)", "ok"),
     ]
+    request_sum = (
+        f"{_n(r['evaluated'])} under a policy = {_n(r['allowed'])} allowed + {_n(r['blocked'])} blocked + "
+        f"{_n(r['would_be_blocked'])} would be blocked"
+    )
     return (
         "<h2>Verdicts<span class='unit'>per sign-in (correlation id): bindwatch's verdict</span></h2>"
         f"<div class='cards'>{''.join(signins)}</div>"
+        f"<ul class='sums' id='signin-sums'>{''.join(f'<li>{x}</li>' for x in sums)}</ul>"
         "<h2>Microsoft's impact figures<span class='unit'>per request, deduplicated by request id "
-        "(signin-logs.md §9)</span></h2>"
+        "(docs/signin-logs.md, Impact figures)</span></h2>"
         f"<div class='cards'>{''.join(requests)}</div>"
+        f"<ul class='sums' id='request-sums'><li>{request_sum}</li></ul>"
     )
 
 
@@ -277,7 +322,12 @@ _BREAKDOWN_TITLES = {"app": "App", "resource": "Resource", "platform": "Device p
 
 def _split_bar(row: dict[str, Any]) -> str:
     total = row["requests"] or 1
-    parts = (("allowed", "#2e7d32"), ("would_be_blocked", "#e36209"), ("blocked", "#c62828"))
+    parts = (
+        ("allowed", "#2e7d32"),
+        ("would_be_blocked", "#e36209"),
+        ("blocked", "#c62828"),
+        ("expected_unbound", "#f2c14e"),
+    )
     return (
         "<div class='bar'>"
         + "".join(f"<i style='width:{100 * row[k] / total:.1f}%;background:{c}'></i>" for k, c in parts)
@@ -288,21 +338,25 @@ def _split_bar(row: dict[str, Any]) -> str:
 def _breakdown(key: str, rows: list[dict[str, Any]]) -> str:
     cells = [
         (
-            _e(r["name"]),
+            _e(r["name"]) + (" <span class='exp-tag'>expected</span>" if r.get("expected_unbound") else ""),
             _split_bar(r),
             _n(r["requests"]),
             _pct(r["pct_allowed"]),
             _n(r["would_be_blocked"]),
             _n(r["blocked"]),
+            _n(r.get("expected_unbound", 0)),
             _n(r["users_blocked"]),
             _n(r["signins_blocked"]),
         )
         for r in rows
     ]
-    headers = (_BREAKDOWN_TITLES[key], "", "Requests", "Allowed", "Would block", "Blocked", "Users", "Sign-ins")
+    headers = (
+        _BREAKDOWN_TITLES[key], "", "Requests", "Allowed", "Would block", "Blocked", "Expected unbound", "Users",
+        "Sign-ins",
+    )  # fmt: skip
     return (
         f"<div><h3>By {_e(_BREAKDOWN_TITLES[key].lower())}</h3>"
-        + _table(headers, cells, frozenset({2, 3, 4, 5, 6, 7}))
+        + _table(headers, cells, frozenset({2, 3, 4, 5, 6, 7, 8}))
         + "</div>"
     )
 
@@ -311,7 +365,8 @@ def _breakdowns(f: dict[str, Any]) -> str:
     tables = "".join(_breakdown(key, rows) for key, rows in f["breakdowns"].items())
     return (
         "<h2>Would be blocked (report-only) and blocked (enforced)<span class='unit'>per request under a token "
-        "protection policy; users and sign-ins affected are distinct counts; expected-unbound traffic left out"
+        "protection policy, plus expected-unbound requests (browser, unsupported platform) in their own column, never "
+        "as allowed: Allowed = allowed / all requests of the row; users and sign-ins blocked are distinct counts"
         f"</span></h2><div class='grid'>{tables}</div>"
     )
 
@@ -325,18 +380,61 @@ def _codes(f: dict[str, Any]) -> str:
             _n(c["unbound_requests"]),
             _n(c["would_be_blocked"]),
             _n(c["blocked"]),
+            _n(c.get("expected_unbound", 0)),
             _n(c["users"]),
         )
         for c in f["codes"]
     ]
-    headers = ("Code", "Meaning", "What to do", "Unbound", "Would block", "Blocked", "Users")
+    headers = ("Code", "Meaning", "What to do", "Unbound", "Would block", "Blocked", "Expected unbound", "Users")
     return (
-        "<h2>Why: status codes<span class='unit'>per unbound request; expected-unbound traffic left out</span></h2>"
-        + _table(headers, rows, frozenset({3, 4, 5, 6}))
+        "<h2>Why: status codes<span class='unit'>per unbound request; the expected-unbound ones (browser, "
+        "unsupported platform) counted in their own column</span></h2>"
+        + _table(headers, rows, frozenset({3, 4, 5, 6, 7}))
     )
 
 
-def _users(f: dict[str, Any]) -> str:
+def _what_if(w: dict[str, Any]) -> str:
+    fixed = w.get("fixed")
+    parts = []
+    if fixed:
+        parts.append(f"if fixed, allowed {_pct(fixed['pct_allowed'])} and enforceable {_pct(fixed['pct_enforceable'])}")
+    excluded = w["excluded"]
+    parts.append(
+        f"if excluded, allowed {_pct(excluded['pct_allowed'])} and enforceable {_pct(excluded['pct_enforceable'])}"
+    )
+    return (
+        f"<p><b>What if:</b> today allowed {_pct(w['pct_allowed_now'])}, enforceable {_pct(w['pct_enforceable_now'])}; "
+        + "; ".join(parts)
+        + f"; {_n(w['users_no_longer_blocked'])} users would no longer be blocked at all "
+        "<span class='unit'>per request, Microsoft's shares</span></p>"
+    )
+
+
+def _cause(c: dict[str, Any]) -> str:
+    apps = ", ".join(f"{_e(a)} ({n:,})" for a, n in c["apps"])
+    note = f"<p class='muted'>{_e(c['paste_note'])}</p>" if c.get("paste_note") else ""
+    return (
+        f"<div class='cause'><h3>{_e(c['cause'])}</h3>"
+        f"<p>{_n(c['requests'])} requests ({_n(c['would_be_blocked'])} would be blocked, {_n(c['blocked'])} blocked) "
+        f"of {_n(c['users'])} users in {_n(c['signins'])} sign-ins. Apps: {apps}.</p>"
+        f"<p><b>Fix:</b> {_e(c['fix'])}</p>"
+        f"<p><b>Or change the policy</b> in <i>{_e(c['setting'])}</i>:</p><pre>{_e(c['paste'])}</pre>{note}"
+        + _what_if(c["what_if"])
+        + "</div>"
+    )
+
+
+def _causes(f: dict[str, Any]) -> str:
+    causes = f.get("causes") or []
+    if not causes:
+        return "<h2>What to change</h2><p class='muted'>No token protection policy blocked a request.</p>"
+    return (
+        "<h2 id='causes'>What to change, cause by cause<span class='unit'>per request under a token protection "
+        "policy that blocked or would block it; largest first</span></h2>" + "".join(_cause(c) for c in causes)
+    )
+
+
+def _users(f: dict[str, Any], users_csv: str | None = None) -> str:
     u = f["users"]
     rows = [
         (
@@ -346,19 +444,36 @@ def _users(f: dict[str, Any]) -> str:
             + (" <span class='badge'>self-remediable</span>" if r["self_remediable_only"] else ""),
             _e(", ".join(r["apps"])),
         )
-        for r in u["would_break"][:_ROWS]
+        for r in u["would_break"]
     ]
-    more = _more(u["would_break_total"], len(rows))
+    csv_link = (
+        f"<p>All of them, for a spreadsheet: <a href='{_e(users_csv)}'>{_e(users_csv)}</a> (beside this page).</p>"
+        if users_csv
+        else ""
+    )
     ready = "".join(f"<div>{_e(r['user'])} <span class='muted'>({r['signins']:,})</span></div>" for r in u["ready"])
+    little = "".join(
+        f"<div>{_e(r['user'])} <span class='muted'>({r['signins']:,} on {r['days']:,} day(s))</span></div>"
+        for r in u.get("too_little_history", [])
+    )
+    rule = u.get("enough_history", "")
     return (
-        f"<h2>Users who would break<span class='unit'>per user: at least one unbound sign-in, "
-        f"expected-unbound left out; {u['would_break_total']:,} users</span></h2>"
-        + _table(("User", "Unbound sign-ins", "Codes", "Apps"), rows, frozenset({1}))
-        + more
-        + f"<h2>Users ready to enforce<span class='unit'>per user: only bound sign-ins in the period; "
-        f"{u['ready_total']:,} users (sign-ins in brackets)</span></h2>"
+        f"<h2 id='would-break'>Users who would break<span class='unit'>per user: at least one unbound sign-in, "
+        f"expected-unbound left out; all {u['would_break_total']:,} users</span></h2>"
+        + f"<div class='scroll'>{_table(('User', 'Unbound sign-ins', 'Codes', 'Apps'), rows, frozenset({1}))}</div>"
+        + _more(u["would_break_total"], len(rows))
+        + csv_link
+        + f"<h2 id='ready'>Users ready to enforce<span class='unit'>per user: only bound sign-ins in the period, "
+        f"and {_e(rule)}; {u['ready_total']:,} users (sign-ins in brackets)</span></h2>"
         + (f"<div class='users'>{ready}</div>" if ready else "<p class='muted'>None yet.</p>")
         + _more(u["ready_total"], len(u["ready"]))
+        + (
+            f"<h3 id='too-little'>Bound so far, but too little history to call ready "
+            f"({u.get('too_little_history_total', 0):,} users)</h3><div class='users'>{little}</div>"
+            + _more(u.get("too_little_history_total", 0), len(u.get("too_little_history", [])))
+            if little
+            else ""
+        )
     )
 
 

@@ -40,10 +40,16 @@ def period(views: list[SignInView]) -> dict[str, Any]:
 
 
 def signin_totals(views: list[SignInView], expected_ids: set[str]) -> dict[str, Any]:
-    """Per sign-in: the same counts as replay's summary, plus what enforcement did or would do."""
+    """Per sign-in: the same counts as replay's summary, plus what enforcement did or would do.
+
+    The parts add up: judged = bound + unbound + unevaluated; unbound = blocked + would_be_blocked +
+    unbound_without_policy; and, cut the other way, unbound = expected_unbound + actionable_unbound, with the
+    expected ones split by mode too (`expected_by_mode`), so a page can say which tiles are inside which.
+    """
     verdicts = Counter(v.verdict for v in views)
     unbound = [v for v in views if v.verdict == UNBOUND]
     modes = Counter(v.enforcement for v in unbound)
+    expected_modes = Counter(v.enforcement for v in unbound if v.correlation_id in expected_ids)
     return {
         "unit": "sign-in",
         "judged": len(views),
@@ -54,5 +60,11 @@ def signin_totals(views: list[SignInView], expected_ids: set[str]) -> dict[str, 
         "would_be_blocked": modes["report_only"],
         "unbound_without_policy": modes["none"],
         "expected_unbound": len(expected_ids),
+        "actionable_unbound": len(unbound) - len(expected_ids),
+        "expected_by_mode": {
+            "blocked": expected_modes["enforced"],
+            "would_be_blocked": expected_modes["report_only"],
+            "without_policy": expected_modes["none"],
+        },
         "users": len({v.user for v in views}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import html
 import io
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,11 @@ def test_page_fetches_nothing_and_runs_nothing(tmp_path: Path) -> None:
     target = tmp_path / "report.html"
     run([str(SAMPLES), "--html", str(target), "--format", "json"])
     page = target.read_text(encoding="utf-8").lower()
-    for needle in ("<script", " src=", " href=", "@import", "url(", "<link", "<iframe", "<object", "<img"):
+    for needle in ("<script", " src=", "@import", "url(", "<link", "<iframe", "<object", "<img"):
         assert needle not in page, needle
+    # The one link is to the CSV written beside the page (a relative file name: a click, never a fetch).
+    assert re.findall(r" href='([^']*)'", page) == ["report.would-break.csv"]
+    assert (tmp_path / "report.would-break.csv").is_file()
     assert "content-security-policy" in page
     assert "default-src 'none'" in page
 

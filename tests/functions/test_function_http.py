@@ -14,6 +14,7 @@ from shared.functions.worker import WORKER
 from shared.ingest.pipeline import Pipeline
 from shared.settings import current_settings
 from shared.synth.records import body, record
+from tests.support.http import ROLE, signed_in
 from tests.support.state import table_store
 
 
@@ -25,6 +26,8 @@ def stored(storage_connection: str, table_prefix: str, monkeypatch: pytest.Monke
     pipeline.ingest([Message(body([record(correlation_id="c-1", status="unbound", code=1008)]))])
     monkeypatch.setenv("AzureWebJobsStorage", storage_connection)
     monkeypatch.setenv("STATE_TABLE_PREFIX", table_prefix)
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # the platform's word that App Service Authentication is on
+    monkeypatch.setenv("LOOKUP_ALLOWED_ROLE", ROLE)
     current_settings.cache_clear()
     WORKER.reset()
     yield
@@ -33,7 +36,7 @@ def stored(storage_connection: str, table_prefix: str, monkeypatch: pytest.Monke
 
 
 def call(function: object, url: str, route_params: dict[str, str]) -> func.HttpResponse:
-    request = func.HttpRequest(method="GET", url=url, route_params=route_params, body=b"")
+    request = signed_in(func.HttpRequest(method="GET", url=url, route_params=route_params, body=b""))
     return function.build().get_user_function()(request)  # type: ignore[attr-defined]
 
 

@@ -33,6 +33,10 @@ PLATFORM_SETTINGS = {
     # Application Insights with Entra authentication, read by the host.
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # App Service Authentication: its client credential is the user-assigned identity (federated, no secret), and
+    # only the deploying tenant's accounts may sign in.
+    "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+    "WEBSITE_AUTH_AAD_ALLOWED_TENANTS",
 }
 
 # Settings the code reads but the Bicep deliberately does not set. Each entry must be a real alias in
@@ -49,6 +53,8 @@ OPTIONAL_NOT_DEPLOYED = {
     "STATE_BLOB_SERVICE_URI",
     # The code's default ("bindwatch") is what the deployment wants.
     "STATE_TABLE_PREFIX",
+    # Set by the platform itself when App Service Authentication is on; an app setting could fake it.
+    "WEBSITE_AUTH_ENABLED",
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVaultUri\}secrets/\$\{\w+\}/\)$")
@@ -220,3 +226,55 @@ def test_azd_parameters_match_main_bicep() -> None:
     assert parameters["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
     for name in ("alertTeamsWebhookUrl", "alertWebhookUrl", "alertWebhookSecret", "alertPagerDutyRoutingKey"):
         assert "secure" in {d.get("type") for d in declared[name]["decorators"]}, f"{name} must be @secure()"
+
+
+def _auth_settings() -> dict[str, Any]:
+    resources = parse(API_BICEP)["resources"]
+    (auth,) = [
+        r["config"]
+        for r in resources.values()
+        if r["type"] == "Microsoft.Web/sites/config" and r["config"].get("name") == "authsettingsV2"
+    ]
+    return auth["properties"]
+
+
+def test_the_lookup_is_behind_entra_sign_in_and_health_keeps_its_key() -> None:
+    """Easy Auth in front of everything but /api/health; the routes' own auth levels agree with that."""
+    import azure.functions as func
+
+    from shared.functions import http
+
+    auth = _auth_settings()
+    assert auth["platform"]["enabled"] == "lookupEnabled"
+    validation = auth["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    assert validation["excludedPaths"] == ["/api/health"]
+    assert auth["httpSettings"]["requireHttps"] is True
+    assert auth["login"]["tokenStore"]["enabled"] is True
+    provider = auth["identityProviders"]["operator"]["operands"]["true_value"]["azureActiveDirectory"]
+    assert provider["registration"]["clientSecretSettingName"] == "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
+    # Entra's assignment decides who signs in; allowedPrincipals.groups is reported not to work, so it is not used.
+    assert "defaultAuthorizationPolicy" not in provider["validation"]
+    routes = {}
+    for function in (http.signin_lookup, http.health):
+        built = function.build()
+        (trigger,) = [b for b in built.get_bindings() if b.type == "httpTrigger"]
+        routes[trigger.route] = trigger.auth_level
+    assert routes == {"signins/{correlation_id}": func.AuthLevel.ANONYMOUS, "health": func.AuthLevel.FUNCTION}
+    assert validation["excludedPaths"] == [
+        "/api/" + r for r, level in routes.items() if level == func.AuthLevel.FUNCTION
+    ]
+
+
+def test_the_lookup_settings_follow_the_deployers_choice() -> None:
+    deployed = deployed_settings()
+    assert (
+        deployed["LOOKUP_AUTH_ENABLED"] == "true"
+    )  # only where App Service Authentication is deployed (lookupEnabled)
+    assert deployed["LOOKUP_ALLOWED_ROLE"] == "lookupAllowedRole"
+    assert deployed["LOOKUP_ALLOWED_GROUP"] == "lookupAllowedGroupId"
+    main = parse(INFRA / "main.bicep")
+    assert {"lookupAuthClientId", "lookupAllowedRole", "lookupAllowedGroupId"} <= set(main["parameters"])
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["lookupAuthClientId"]["value"] == "${LOOKUP_AUTH_CLIENT_ID}"

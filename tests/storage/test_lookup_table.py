@@ -17,7 +17,7 @@ from shared.ingest.replay import Replay
 from shared.settings import load_settings
 from shared.views.lookup import StoreDetails
 from shared.views.readiness import Readiness
-from tests.support.http import http_health, http_lookup
+from tests.support.http import http_health, http_lookup, signed_in
 from tests.support.state import table_store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -41,7 +41,7 @@ def test_lookup_and_stored_report_over_the_table_store(storage_connection: str, 
         req = func.HttpRequest(
             method="GET", url="/api/signins/x", route_params={"correlation_id": correlation_id}, body=b""
         )
-        response = http_lookup(req, lambda: details)
+        response = http_lookup(signed_in(req), lambda: details)
         assert response.status_code == 200
         body = orjson.loads(response.get_body())
         assert body["verdict"] == verdict

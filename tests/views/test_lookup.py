@@ -23,7 +23,7 @@ from shared.ingest.pipeline import Pipeline
 from shared.ingest.replay import Replay
 from shared.synth.records import BASE_TIME, body, policy, record
 from shared.views.lookup import MAX_REQUEST_DETAILS, MemoryDetails, health_response
-from tests.support.http import http_health, http_lookup
+from tests.support.http import http_health, http_lookup, signed_in
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CID = "33333333-aaaa-bbbb-cccc-000000000003"
@@ -33,7 +33,7 @@ def get(correlation_id: Any, store: Any) -> func.HttpResponse:
     req = func.HttpRequest(
         method="GET", url=f"/api/signins/{correlation_id}", route_params={"correlation_id": correlation_id}, body=b""
     )
-    return http_lookup(req, store)
+    return http_lookup(signed_in(req), store)
 
 
 def json_of(response: func.HttpResponse) -> dict[str, Any]:
@@ -159,8 +159,9 @@ HOSTILE_IDS = [
     "a/b",
     "a#b",
     "a?b",
-    "abc\n",
-    "\nabc",
+    "a\nb",
+    "{abc",
+    "{{" + CID + "}}",
     "a" * 129,
     "ａｂｃ",  # fullwidth letters are not ASCII letters
     "a\x00b",
@@ -272,4 +273,4 @@ def test_a_store_that_cannot_be_opened_is_a_503_not_a_crash() -> None:
         raise ConnectionError("storage down")
 
     request = func.HttpRequest(method="GET", url="/api/signins/abc", route_params={"correlation_id": "abc"}, body=b"")
-    assert http_lookup(request, broken).status_code == 503  # type: ignore[arg-type]
+    assert http_lookup(signed_in(request), broken).status_code == 503  # type: ignore[arg-type]

@@ -183,8 +183,9 @@ def test_supported_resources(resource: str, supported: bool) -> None:
 
 def test_users_ready_break_expected_and_unevaluated() -> None:
     records = [
-        allowed(user="ready@contoso.com"),
-        allowed(user="ready@contoso.com", at=BASE_TIME + timedelta(minutes=1)),
+        *(allowed(user="ready@contoso.com", at=BASE_TIME + timedelta(hours=7 * i)) for i in range(5)),
+        allowed(user="new@contoso.com"),
+        allowed(user="new@contoso.com", at=BASE_TIME + timedelta(minutes=1)),
         allowed(user="breaks@contoso.com"),
         report_only_block(user="breaks@contoso.com", code=1008, app="Microsoft Teams"),
         enforced_block(user="breaks@contoso.com", code=1002, app="Microsoft Outlook"),
@@ -196,8 +197,10 @@ def test_users_ready_break_expected_and_unevaluated() -> None:
     readiness = Readiness()
     replay(records, readiness)
     users = readiness.figures()["users"]
-    assert [u["user"] for u in users["ready"]] == ["ready@contoso.com"]
-    assert users["ready"][0]["signins"] == 2
+    assert [u["user"] for u in users["ready"]] == ["ready@contoso.com"]  # 5 sign-ins over 2 days: enough history
+    assert users["ready"][0]["signins"] == 5
+    # Only bound, but 2 sign-ins in a minute prove too little to call the user ready (the "one sign-in").
+    assert users["too_little_history"] == [{"user": "new@contoso.com", "signins": 2, "days": 1}]
     breaking = {u["user"]: u for u in users["would_break"]}
     assert set(breaking) == {"breaks@contoso.com", "apple@contoso.com"}
     assert breaking["breaks@contoso.com"]["codes"] == [1002, 1008]
@@ -207,7 +210,9 @@ def test_users_ready_break_expected_and_unevaluated() -> None:
     assert breaking["breaks@contoso.com"]["self_remediable_only"] is False
     assert users["expected_only_total"] == 2  # the browser and the Android user alarm nobody
     assert users["not_evaluated_total"] == 1
-    assert users["would_break_total"] + users["ready_total"] + 3 == users["total"] == 6
+    assert (
+        users["would_break_total"] + users["ready_total"] + users["too_little_history_total"] + 3 == users["total"] == 7
+    )
 
 
 def test_expected_traffic_is_apart_and_the_figures_add_up() -> None:
@@ -223,7 +228,11 @@ def test_expected_traffic_is_apart_and_the_figures_add_up() -> None:
         assert shown + expected_blocks == req["block"], key
     code_total = sum(c["unbound_requests"] for c in result["codes"])
     unbound = sum(1 for r in readiness.requests.values() if r.binding == Binding.UNBOUND)
-    assert code_total + expected["requests"] == unbound
+    assert code_total == unbound  # expected-unbound requests are in the code table, in their own column
+    assert sum(c["expected_unbound"] for c in result["codes"]) == expected["requests"]
+    for c in result["codes"]:
+        parts = c["would_be_blocked"] + c["blocked"] + c["no_policy"] + c["expected_unbound"]
+        assert parts <= c["unbound_requests"]
 
 
 def _expected_blocks(readiness: Readiness) -> int:

@@ -47,7 +47,7 @@ class IngestService:
     def after(self, outcome: Outcome) -> None:
         """What follows every batch: logs first (so a failing blob write loses no trace), dead letters, first sends."""
         log_outcome(outcome)
-        self.dead_letter.write(outcome.rejections)
+        self.dead_letter.write(outcome.dead_letters)
         self.send(outcome)
 
     def report_and_send(self, outcome: Outcome) -> None:

@@ -85,6 +85,7 @@ class Accepted:
     record: Record
     properties: Properties
     category: str
+    index: int = 0  # its place in its message's records (to find its raw JSON again if it must be set aside)
 
 
 @dataclass(slots=True)
@@ -123,7 +124,7 @@ def _read_fast(message: Message, reading: Reading) -> bool:
         return False
     accepted: list[Accepted] = []
     skipped: Counter[str] = Counter()
-    for record in records:
+    for index, record in enumerate(records):
         category = _category(record.category, record.Category)
         judged = JUDGED_CATEGORIES.get(category.lower())
         if judged is None:
@@ -132,7 +133,7 @@ def _read_fast(message: Message, reading: Reading) -> bool:
         properties = record.properties
         if type(properties) is not Properties or not _is_id(properties.id):
             return False  # a string or a broken record: the lenient path reads (or rejects) it with its raw bytes
-        accepted.append(Accepted(record, properties, judged))
+        accepted.append(Accepted(record, properties, judged, index))
     reading.accepted.extend(accepted)
     reading.skipped.update(skipped)
     return True
@@ -179,7 +180,7 @@ def _read_record(record: Any, index: int, origin: Origin, reading: Reading) -> N
     if narrow is None:
         reading.rejections.append(Rejection("record could not be read", origin, _raw(record), index))
         return
-    reading.accepted.append(Accepted(narrow, narrow.properties, judged))  # type: ignore[arg-type]
+    reading.accepted.append(Accepted(narrow, narrow.properties, judged, index))  # type: ignore[arg-type]
 
 
 def _narrow(record: dict[str, Any], properties: dict[str, Any]) -> Record | None:

@@ -38,7 +38,7 @@ from azure.data.tables import UpdateMode
 
 from shared.core.detail import encode
 from shared.core.request import Request
-from shared.core.signin import SignIn
+from shared.core.signin import MAX_REQUESTS, SignIn
 from shared.ingest.store import Update, fold
 from shared.telemetry import log_event
 
@@ -193,7 +193,7 @@ def plan(
     if batch and stored is not None and batch in stored.batches:
         # A rerun of a batch that already wrote this row (the host retries a failed invocation): tell its
         # transitions again, so counting that failed after the write still counts them, exactly once.
-        return Planned(correlation_id, rerun(stored, stored.batches[batch]), [], None)
+        return Planned(correlation_id, rerun(stored, stored.batches[batch], requests), [], None)
     update = fold(stored.signin() if stored else None, correlation_id, requests, clock)
     if not update.changed:
         return Planned(correlation_id, update, [], None)
@@ -205,10 +205,11 @@ def plan(
         entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
         due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
     except TooLarge:
-        # Thousands of requests under one correlation ID outgrow a row. Keep what is stored and say so, rather
-        # than failing (and dead-lettering) every batch that touches this sign-in.
-        log_event("signin_too_large", logging.WARNING, correlation_id=correlation_id[:200], dropped=len(requests))
+        # Cannot happen within the caps (MAX_REQUESTS, capped text); if it ever does, keep what is stored and set
+        # this batch's requests aside (counted, dead-lettered) rather than failing every batch that touches it.
+        log_event("signin_too_large", logging.WARNING, correlation_id=correlation_id[:200], set_aside=len(requests))
         nothing = replace(update, changed=False, created=False, became_unbound=False, unbound_at=None)
+        nothing.over_limit = list(requests)
         return Planned(correlation_id, nothing, [], None)
     if stored is None:
         ops: list[tuple[Any, ...]] = [("create", entity), ("create", due_entity)]
@@ -247,8 +248,10 @@ def transitions(update: Update) -> dict[str, Any]:
     }
 
 
-def rerun(stored: Stored, flags: dict[str, Any]) -> Update:
+def rerun(stored: Stored, flags: dict[str, Any], requests: Sequence[Request] = ()) -> Update:
     unbound_at = flags.get("unbound_at")
+    kept = stored.state["requests"]
+    full = len(kept) >= MAX_REQUESTS
     return Update(
         signin=stored.signin(),
         changed=False,
@@ -259,6 +262,7 @@ def rerun(stored: Stored, flags: dict[str, Any]) -> Update:
         reopened=bool(flags.get("reopened")),
         first_at=float(flags.get("first_at", stored.state["first_seen"])),
         unbound_at=None if unbound_at is None else float(unbound_at),
+        over_limit=[r for r in requests if full and r.id not in kept],
     )
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from .message import Message, Origin
 from .rejection import Rejection
+from .split import split_records
 
 # Lower-cased category -> the name Entra uses. Only user sign-ins carry a token protection story.
 JUDGED_CATEGORIES = {
@@ -143,7 +144,7 @@ def _read_lenient(message: Message, reading: Reading) -> None:
     try:
         document = decode(message.body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        reading.rejections.append(Rejection("message is not JSON", message.origin, bytes(message.body)))
+        _read_split(message, reading)
         return
     records = document.get("records") if isinstance(document, dict) else None
     if not isinstance(records, list):
@@ -151,6 +152,23 @@ def _read_lenient(message: Message, reading: Reading) -> None:
         reading.rejections.append(Rejection(reason, message.origin, bytes(message.body)))
         return
     for index, record in enumerate(records):
+        _read_record(record, index, message.origin, reading)
+
+
+def _read_split(message: Message, reading: Reading) -> None:
+    """The body as a whole is not JSON to any decoder: read its records one by one, so one record that cannot be
+    decoded (nested thousands deep, a number of thousands of digits, not UTF-8) is the only one rejected."""
+    spans = split_records(message.body)
+    if spans is None:
+        reading.rejections.append(Rejection("message is not JSON", message.origin, bytes(message.body)))
+        return
+    for index, raw in enumerate(spans):
+        try:
+            record = decode(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            reason = "record is not JSON any decoder reads (too deeply nested, a number too long, or not UTF-8)"
+            reading.rejections.append(Rejection(reason, message.origin, raw, index))
+            continue
         _read_record(record, index, message.origin, reading)
 
 

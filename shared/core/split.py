@@ -16,7 +16,8 @@ _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
 
 
 def split_records(body: bytes) -> list[bytes] | None:
-    """The raw bytes of each element of the top-level `records` array, or None when the body has no such array."""
+    """The raw bytes of each element of the top-level `records` array, or None when the body has no such array
+    or its structure is broken (truncated, unbalanced, text after the end): then it is not JSON at all."""
     start = _records_start(body)
     if start is None:
         return None
@@ -30,12 +31,26 @@ def split_records(body: bytes) -> list[bytes] | None:
         elif char in b"]}":
             if depth == 0:
                 _append(spans, body[element : token.start()])
-                return spans
+                return spans if _closes(body, token.end()) else None
             depth -= 1
         elif char == b"," and depth == 0:
             _append(spans, body[element : token.start()])
             element = token.end()
     return None  # the array never closed
+
+
+def _closes(body: bytes, offset: int) -> bool:
+    """After the records array, the top-level object must close, with nothing but white space after it."""
+    depth = 1
+    for token in _TOKEN.finditer(body, offset):
+        char = token.group()[:1]
+        if char in b"[{":
+            depth += 1
+        elif char in b"]}":
+            depth -= 1
+            if depth == 0:
+                return not body[token.end() :].strip()
+    return False
 
 
 def _records_start(body: bytes) -> int | None:

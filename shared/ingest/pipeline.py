@@ -80,6 +80,20 @@ class Outcome:
         """What goes to the dead-letter trail: the rejected, then the set aside."""
         return self.rejections + self.set_aside
 
+    @classmethod
+    def empty(cls) -> Outcome:
+        return cls(tally=Tally(), rejections=[], observed=[], clock=None)
+
+    def add(self, other: Outcome) -> None:
+        """Fold a later step's outcome into this one (an invocation judged in several slices)."""
+        self.tally.add(other.tally)
+        self.rejections += other.rejections
+        self.observed += other.observed
+        self.finals += other.finals
+        self.set_aside += other.set_aside
+        if other.clock is not None:
+            self.clock = other.clock if self.clock is None else max(self.clock, other.clock)
+
     @property
     def lines(self) -> list[dict[str, Any]]:
         """Verdict lines, then observer lines: built on demand, because the function only logs counts."""

@@ -49,6 +49,8 @@ OPTIONAL_NOT_DEPLOYED = {
     "STATE_BLOB_SERVICE_URI",
     # The code's default ("bindwatch") is what the deployment wants.
     "STATE_TABLE_PREFIX",
+    # The default (300 s) fits host.json's functionTimeout (10 min); raise both together if ever needed.
+    "INVOCATION_BUDGET_SECONDS",
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVaultUri\}secrets/\$\{\w+\}/\)$")

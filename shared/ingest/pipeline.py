@@ -171,7 +171,8 @@ class Pipeline:
     ) -> Outcome:
         if cutoff is None:
             cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
-        finals = self.store.settle(cutoff)
+        # At the end of the input nothing else will report what a failed earlier run declared final: report it now.
+        finals = self.store.settle(cutoff, orphan_age=0.0) if final else self.store.settle(cutoff)
         tally.finals += len(finals)
         lines: list[dict[str, Any]] = []
         batch = Batch(
@@ -185,6 +186,7 @@ class Pipeline:
         )
         for observer in self.observers:
             lines.extend(observer.observe(batch))
+        self.store.acknowledge(finals, flush=final)
         return Outcome(tally=tally, rejections=[], observed=lines, clock=clock, finals=finals)
 
 

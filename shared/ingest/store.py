@@ -43,8 +43,16 @@ class SignInStore(Protocol):
         """
         ...
 
-    def settle(self, cutoff: float) -> list[SignIn]:
-        """Claim the open sign-ins that no request touched after `cutoff` (event time); each is returned once."""
+    def settle(self, cutoff: float, orphan_age: float = 600.0) -> list[SignIn]:
+        """Claim the open sign-ins that no request touched after `cutoff` (event time); each is returned once.
+
+        With them come sign-ins a shared store declared final more than `orphan_age` wall seconds ago whose
+        report was never acknowledged (the process that claimed them failed before reporting them)."""
+        ...
+
+    def acknowledge(self, finals: Sequence[SignIn], flush: bool = False) -> None:
+        """These final sign-ins have been reported; a shared store stops keeping them for a report (at once when
+        `flush`, as at the end of a replay)."""
         ...
 
     def get(self, correlation_id: str) -> SignIn | None: ...

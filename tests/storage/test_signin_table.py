@@ -218,7 +218,7 @@ def test_retention_removes_only_old_final_signins_by_range(storage_connection: s
     for index in range(6):
         at = BASE_TIME + timedelta(days=index)
         store.merge(requests_of(record(correlation_id=f"day{index}", at=at)), at.timestamp())
-    store.settle(T0 + 3.5 * 86400)  # days 0-3 final; days 4 and 5 still open
+    store.acknowledge(store.settle(T0 + 3.5 * 86400), flush=True)  # days 0-3 final and reported; 4 and 5 open
     counter = Counter()
     expirer = table_store(storage_connection, table_prefix, counter)
     counter.requests.clear()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         "bindwatch-rejected", alias="REJECTED_CONTAINER", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
     )
     retention_days: float = Field(7.0, alias="RETENTION_DAYS", gt=0, le=3650)
+    # One invocation's work, well inside host.json's functionTimeout (10 min): past it, the rest is retried by the
+    # host, or dead-lettered on the last try, instead of being cut off by a timeout with no trace.
+    invocation_budget_seconds: float = Field(300.0, alias="INVOCATION_BUDGET_SECONDS", gt=0, le=3600)
 
     # --- Detection ---
     rules_file: Path | None = Field(None, alias="RULES_FILE")

@@ -75,7 +75,13 @@ def ingest_service(settings: Settings) -> IngestService:
     detection = detector(settings, TableDetectionStore(service, settings.state_table_prefix), _handoff(sender))
     pipeline = Pipeline(signin_table(settings), settings.settle_seconds, observers=[detection])
     dead_letter = BlobDeadLetter(blob_service(settings).get_container_client(settings.rejected_container))
-    return IngestService(pipeline, dead_letter, sender, settings.retention_days * 86400.0)
+    return IngestService(
+        pipeline,
+        dead_letter,
+        sender,
+        retention_seconds=settings.retention_days * 86400.0,
+        budget_seconds=settings.invocation_budget_seconds,
+    )
 
 
 def detail_store(settings: Settings) -> StoreDetails:

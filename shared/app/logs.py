@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 
 from shared.core.verdict import verdict_line
-from shared.ingest.pipeline import Outcome
+from shared.ingest.pipeline import OVER_LIMIT, Outcome
 from shared.telemetry import log_event
 
 
@@ -34,11 +34,12 @@ def log_outcome(outcome: Outcome) -> None:
             unevaluated=counts["unevaluated"],
             unbound_report_only=enforcement["report_only"],
             unbound_enforced=enforcement["enforced"],
+            set_aside=tally.set_aside,
         )
-    for rejection in outcome.rejections:
+    for rejection in outcome.dead_letters:
         origin = rejection.origin
         log_event(
-            "rejected",
+            "rejected" if rejection.reason != OVER_LIMIT else "set_aside",
             logging.WARNING,
             reason=rejection.reason,
             partition=origin.partition,

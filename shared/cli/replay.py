@@ -91,7 +91,7 @@ def _print_outcomes(
     if table:
         print(TABLE_HEADER, file=out)
     for outcome in outcomes:
-        for rejection in outcome.rejections:
+        for rejection in outcome.dead_letters:
             print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
             if rejected:
                 rejected.write(dumps(rejection_line(rejection)) + "\n")

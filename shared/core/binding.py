@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from .text import clean
+
 if TYPE_CHECKING:
     from .record import Policy
 
@@ -53,6 +55,7 @@ _ENFORCEMENT_LABELS = {
 }
 _ENFORCEMENT_BY_LABEL = {v: k for k, v in _ENFORCEMENT_LABELS.items()}
 
+MAX_POLICY_NAME = 256  # Entra caps a policy's display name at 256 characters; so do we, for hostile input
 # The session control was renamed in June 2023; both names appear in real data.
 TOKEN_PROTECTION_CONTROLS = frozenset({"signintokenprotection", "binding"})
 _CONTROL_CACHE: dict[str, bool] = {}
@@ -140,7 +143,7 @@ def read_policies(policies: list[Policy] | None) -> PolicyView:
         view.not_satisfied = view.not_satisfied or blocked
         view.enforcement = max(view.enforcement, enforcement_of(result))
         name = policy.displayName
-        view.results.append((name if isinstance(name, str) else "", result, blocked))
+        view.results.append((clean(name, MAX_POLICY_NAME) if isinstance(name, str) else "", clean(result, 64), blocked))
     return view
 
 

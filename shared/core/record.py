@@ -18,6 +18,7 @@ import orjson
 
 from .message import Message, Origin
 from .rejection import Rejection
+from .split import split_records
 
 # Lower-cased category -> the name Entra uses. Only user sign-ins carry a token protection story.
 JUDGED_CATEGORIES = {
@@ -85,6 +86,7 @@ class Accepted:
     record: Record
     properties: Properties
     category: str
+    index: int = 0  # its place in its message's records (to find its raw JSON again if it must be set aside)
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ def _read_fast(message: Message, reading: Reading) -> bool:
         return False
     accepted: list[Accepted] = []
     skipped: Counter[str] = Counter()
-    for record in records:
+    for index, record in enumerate(records):
         category = _category(record.category, record.Category)
         judged = JUDGED_CATEGORIES.get(category.lower())
         if judged is None:
@@ -132,7 +134,7 @@ def _read_fast(message: Message, reading: Reading) -> bool:
         properties = record.properties
         if type(properties) is not Properties or not _is_id(properties.id):
             return False  # a string or a broken record: the lenient path reads (or rejects) it with its raw bytes
-        accepted.append(Accepted(record, properties, judged))
+        accepted.append(Accepted(record, properties, judged, index))
     reading.accepted.extend(accepted)
     reading.skipped.update(skipped)
     return True
@@ -142,7 +144,7 @@ def _read_lenient(message: Message, reading: Reading) -> None:
     try:
         document = decode(message.body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        reading.rejections.append(Rejection("message is not JSON", message.origin, bytes(message.body)))
+        _read_split(message, reading)
         return
     records = document.get("records") if isinstance(document, dict) else None
     if not isinstance(records, list):
@@ -150,6 +152,23 @@ def _read_lenient(message: Message, reading: Reading) -> None:
         reading.rejections.append(Rejection(reason, message.origin, bytes(message.body)))
         return
     for index, record in enumerate(records):
+        _read_record(record, index, message.origin, reading)
+
+
+def _read_split(message: Message, reading: Reading) -> None:
+    """The body as a whole is not JSON to any decoder: read its records one by one, so one record that cannot be
+    decoded (nested thousands deep, a number of thousands of digits, not UTF-8) is the only one rejected."""
+    spans = split_records(message.body)
+    if spans is None:
+        reading.rejections.append(Rejection("message is not JSON", message.origin, bytes(message.body)))
+        return
+    for index, raw in enumerate(spans):
+        try:
+            record = decode(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            reason = "record is not JSON any decoder reads (too deeply nested, a number too long, or not UTF-8)"
+            reading.rejections.append(Rejection(reason, message.origin, raw, index))
+            continue
         _read_record(record, index, message.origin, reading)
 
 
@@ -179,7 +198,7 @@ def _read_record(record: Any, index: int, origin: Origin, reading: Reading) -> N
     if narrow is None:
         reading.rejections.append(Rejection("record could not be read", origin, _raw(record), index))
         return
-    reading.accepted.append(Accepted(narrow, narrow.properties, judged))  # type: ignore[arg-type]
+    reading.accepted.append(Accepted(narrow, narrow.properties, judged, index))  # type: ignore[arg-type]
 
 
 def _narrow(record: dict[str, Any], properties: dict[str, Any]) -> Record | None:

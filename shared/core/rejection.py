@@ -26,6 +26,8 @@ class Rejection:
         where = self.origin.describe()
         if self.index is not None:
             where += f", record {self.index}"
+        if self.reason.startswith("set aside: "):
+            return f"set aside ({where}): {self.reason.removeprefix('set aside: ')}"
         return f"rejected ({where}): {self.reason}"
 
 

@@ -6,11 +6,12 @@ which keeps the hot path close to the cost of decoding the JSON at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .binding import Binding, Enforcement, read_policies, replaces, status_of
 from .record import Accepted, Device
+from .text import clean, clean_id
 from .timestamp import event_time
 
 _NO_DEVICE = Device()
@@ -34,6 +35,8 @@ class Request:
     device_id: str
     browser: str
     policies: tuple[tuple[str, str, bool], ...]  # token protection policies: (name, result, not satisfied)
+    # Where it came from in its batch: (message position, record index); -1 when not from a batch.
+    source: tuple[int, int] = field(default=(-1, -1), compare=False)
 
 
 def judge(accepted: Accepted, fallback_time: float) -> Request:
@@ -43,11 +46,11 @@ def judge(accepted: Accepted, fallback_time: float) -> Request:
     view = read_policies(props.appliedConditionalAccessPolicies)
     if view.not_satisfied:
         binding = Binding.UNBOUND
-    request_id = props.id
+    request_id = clean_id(props.id)
     device = props.deviceDetail or _NO_DEVICE
     return Request(
         id=request_id,
-        correlation_id=_text(props.correlationId) or _text(accepted.record.correlationId) or request_id,
+        correlation_id=_id(props.correlationId) or _id(accepted.record.correlationId) or request_id,
         category=accepted.category,
         at=event_time(props.createdDateTime, accepted.record.time, fallback_time),
         binding=binding,
@@ -62,6 +65,7 @@ def judge(accepted: Accepted, fallback_time: float) -> Request:
         device_id=_device_id(device.deviceId),
         browser=_text(device.browser),
         policies=tuple(view.results),
+        source=(-1, accepted.index),
     )
 
 
@@ -73,7 +77,11 @@ def merge_copies(old: Request, new: Request) -> Request:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if type(value) is str else ""
+    return clean(value) if type(value) is str else ""
+
+
+def _id(value: Any) -> str:
+    return clean_id(value) if type(value) is str else ""
 
 
 def _device_id(value: Any) -> str:

@@ -20,6 +20,12 @@ BOUND = "bound"
 UNEVALUATED = "unevaluated"
 
 _MAX_LABELS = 20  # apps/resources kept per sign-in; a real sign-in touches a handful
+# Requests kept one by one per sign-in. A real sign-in has a handful; thousands under one correlation ID are a
+# client in a loop (or an attack). Past this, a request still counts in the verdict (its binding, enforcement and
+# code are merged into `extra`) but is not kept by id, so the state fits one table row whatever comes.
+MAX_REQUESTS = 2000
+_MAX_EXTRA_CODES = 20
+_SEEN_BOUND, _SEEN_UNBOUND = 1, 2
 
 
 def _pack(binding: Binding, enforcement: Enforcement, code: int | None) -> int:
@@ -62,10 +68,12 @@ class Absorbed:
     duplicate: bool
     changed: bool  # False for a copy that adds nothing: redelivery must not reopen a final sign-in
     became_unbound: bool
+    over_limit: bool = False  # past MAX_REQUESTS: counted in the verdict, not kept by id
 
 
 # The few possible answers, made once: absorb runs for every record on the hot path.
 _ABSORBED = {(d, c, u): Absorbed(d, c, u) for d in (False, True) for c in (False, True) for u in (False, True)}
+_OVER = {(c, u): Absorbed(False, c, u, over_limit=True) for c in (False, True) for u in (False, True)}
 
 
 class SignIn:
@@ -74,6 +82,8 @@ class SignIn:
         "categories",
         "client_app",
         "correlation_id",
+        "extra",
+        "extra_codes",
         "finals",
         "first_seen",
         "last_seen",
@@ -101,11 +111,15 @@ class SignIn:
         self.categories: tuple[str, ...] = ()
         self.finals = 0  # how many times it was declared final (a later request reopens it)
         self.unbound = False  # any request unbound; never goes back (derivable, kept for the hot path)
+        self.extra = 0  # requests past MAX_REQUESTS: bound seen (1), unbound seen (2), strongest enforcement (<< 2)
+        self.extra_codes: tuple[int, ...] = ()  # and their status codes
 
     def absorb(self, request: Request, clock: float) -> Absorbed:
         """Fold one request in; `clock` is the event clock at arrival."""
         packed = _pack(request.binding, request.enforcement, request.code)
         previous = self.requests.get(request.id)
+        if previous is None and len(self.requests) >= MAX_REQUESTS:
+            return self._absorb_extra(request, clock)
         merged = packed if previous is None else merge_copies(previous, packed)
         if merged == previous:
             return _ABSORBED[True, False, False]
@@ -118,6 +132,25 @@ class SignIn:
         became_unbound = not self.unbound and merged & 3 == Binding.UNBOUND
         self.unbound = self.unbound or became_unbound
         return _ABSORBED[previous is not None, True, became_unbound]
+
+    def _absorb_extra(self, request: Request, clock: float) -> Absorbed:
+        """A request past the limit: its binding, enforcement and code join the verdict; its id is not kept."""
+        seen = {Binding.BOUND: _SEEN_BOUND, Binding.UNBOUND: _SEEN_UNBOUND}.get(request.binding, 0)
+        enforcement = max((self.extra >> 2) & 3, int(request.enforcement))
+        extra = (self.extra & 3) | seen | (enforcement << 2)
+        codes = self.extra_codes
+        code = request.code
+        if request.binding == Binding.UNBOUND and code is not None and code not in codes:
+            codes = (*codes, code)[:_MAX_EXTRA_CODES]
+        if extra == self.extra and codes == self.extra_codes:
+            return _OVER[False, False]
+        self.extra, self.extra_codes = extra, codes
+        at = request.at
+        self.first_seen, self.last_seen = min(self.first_seen, at), max(self.last_seen, at)
+        self.touched_at = max(self.touched_at, clock, at)
+        became_unbound = not self.unbound and request.binding == Binding.UNBOUND
+        self.unbound = self.unbound or became_unbound
+        return _OVER[True, became_unbound]
 
     def _describe(self, request: Request, earliest: bool) -> None:
         """Who and what device: the earliest request's values win, so arrival order does not matter."""
@@ -137,13 +170,14 @@ class SignIn:
     def verdict(self) -> str:
         if self.unbound:
             return UNBOUND
-        if any(p & 3 == Binding.BOUND for p in self.requests.values()):
+        if self.extra & _SEEN_BOUND or any(p & 3 == Binding.BOUND for p in self.requests.values()):
             return BOUND
         return UNEVALUATED
 
     @property
     def enforcement(self) -> Enforcement:
-        return _ENFORCEMENTS[max((p >> 2) & 3 for p in self.requests.values()) if self.requests else 0]
+        kept = max((p >> 2) & 3 for p in self.requests.values()) if self.requests else 0
+        return _ENFORCEMENTS[max(kept, (self.extra >> 2) & 3)]
 
     @property
     def unbound_requests(self) -> int:
@@ -152,7 +186,8 @@ class SignIn:
     @property
     def status_codes(self) -> list[int]:
         """Sorted distinct codes of the unbound requests."""
-        return sorted({c for p in self.requests.values() if p & 3 == Binding.UNBOUND and (c := _code(p)) is not None})
+        kept = {c for p in self.requests.values() if p & 3 == Binding.UNBOUND and (c := _code(p)) is not None}
+        return sorted(kept.union(self.extra_codes))
 
     def request_states(self) -> dict[str, tuple[Binding, Enforcement, int | None]]:
         return {rid: (_binding(p), _enforcement(p), _code(p)) for rid, p in self.requests.items()}
@@ -174,6 +209,7 @@ class SignIn:
             "client_app": self.client_app,
             "categories": list(self.categories),
             "finals": self.finals,
+            **({"extra": self.extra, "extra_codes": list(self.extra_codes)} if self.extra else {}),
         }
 
     @classmethod
@@ -191,7 +227,11 @@ class SignIn:
         signin.client_app = state.get("client_app", "")
         signin.categories = tuple(state.get("categories", ()))
         signin.finals = int(state.get("finals", 0))
-        signin.unbound = any(p & 3 == Binding.UNBOUND for p in signin.requests.values())
+        signin.extra = int(state.get("extra", 0))
+        signin.extra_codes = tuple(int(c) for c in state.get("extra_codes", ()))
+        signin.unbound = bool(signin.extra & _SEEN_UNBOUND) or any(
+            p & 3 == Binding.UNBOUND for p in signin.requests.values()
+        )
         return signin
 
     def __repr__(self) -> str:

@@ -155,7 +155,7 @@ class Consumer:
     def _process(self, messages: list[Message]) -> None:
         outcome = self.pipeline.ingest(messages)
         self.report(outcome)  # rejections are logged first, so a failing blob write loses none of them
-        self.dead_letter.write(outcome.rejections)
+        self.dead_letter.write(outcome.dead_letters)
 
     def maybe_tick(self) -> None:
         """Settle sign-ins whose window passed while no records came; a failing tick waits for the next one."""

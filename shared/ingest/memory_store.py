@@ -41,7 +41,8 @@ class MemoryStore:
             updates.append(update)
         return updates
 
-    def settle(self, cutoff: float) -> list[SignIn]:
+    def settle(self, cutoff: float, orphan_age: float = 0.0) -> list[SignIn]:
+        """One process: what it claims it reports, so nothing is ever orphaned (`orphan_age` is moot)."""
         due = []
         while self._due and self._due[0][0] <= cutoff:
             touched_at, correlation_id = heapq.heappop(self._due)
@@ -65,6 +66,9 @@ class MemoryStore:
                 and signin.touched_at + self._keep_final <= cutoff
             ):
                 del self._signins[correlation_id]
+
+    def acknowledge(self, finals: Sequence[SignIn], flush: bool = False) -> None:
+        """Nothing to keep: a memory store's claims and reports happen in one process."""
 
     def get(self, correlation_id: str) -> SignIn | None:
         return self._signins.get(correlation_id)

@@ -10,19 +10,22 @@ writes are idempotent).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
+import orjson
 
 from shared.core.clock import FUTURE_TOLERANCE, Clock, SystemClock, advance, idle_clock
+from shared.core.detail import encode
 from shared.core.message import Message
-from shared.core.record import Accepted, read_message
+from shared.core.record import Accepted, decode, read_message
 from shared.core.rejection import Rejection
 from shared.core.request import Request, judge
-from shared.core.signin import SignIn
+from shared.core.signin import MAX_REQUESTS, SignIn
 from shared.core.verdict import verdict_line
 
 from .store import SignInStore, Update
@@ -41,9 +44,11 @@ class Tally:
     signins: int = 0  # sign-ins seen for the first time
     reopened: int = 0  # final sign-ins a late request updated
     finals: int = 0  # verdicts declared final
+    set_aside: int = 0  # requests past their sign-in's limit: in its verdict, kept in the dead-letter trail
 
     def add(self, other: Tally) -> None:
-        for name in ("messages", "records", "rejected", "duplicates", "requests", "signins", "reopened", "finals"):
+        names = ("messages", "records", "rejected", "duplicates", "requests", "signins", "reopened", "finals")
+        for name in (*names, "set_aside"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.update(other.skipped)
 
@@ -68,6 +73,26 @@ class Outcome:
     observed: list[dict[str, Any]]  # observer lines (alerts), in the order they were decided
     clock: float | None
     finals: list[SignIn] = field(default_factory=list)  # sign-ins declared final in this step
+    set_aside: list[Rejection] = field(default_factory=list)  # judged and counted, but kept in the dead letters
+
+    @property
+    def dead_letters(self) -> list[Rejection]:
+        """What goes to the dead-letter trail: the rejected, then the set aside."""
+        return self.rejections + self.set_aside
+
+    @classmethod
+    def empty(cls) -> Outcome:
+        return cls(tally=Tally(), rejections=[], observed=[], clock=None)
+
+    def add(self, other: Outcome) -> None:
+        """Fold a later step's outcome into this one (an invocation judged in several slices)."""
+        self.tally.add(other.tally)
+        self.rejections += other.rejections
+        self.observed += other.observed
+        self.finals += other.finals
+        self.set_aside += other.set_aside
+        if other.clock is not None:
+            self.clock = other.clock if self.clock is None else max(self.clock, other.clock)
 
     @property
     def lines(self) -> list[dict[str, Any]]:
@@ -106,14 +131,18 @@ class Pipeline:
         clock = new_state.watermark if new_state else None
         key = batch_key(batch)
         updates = self.store.merge(requests, clock if clock is not None else wall, key) if requests else []
+        over_limit: list[Request] = []
         for update in updates:
             tally.duplicates += update.duplicates
             tally.requests += update.new_requests
             tally.signins += update.created
             tally.reopened += update.reopened
+            over_limit += update.over_limit
+        tally.set_aside = len(over_limit)
         previous = state.watermark if state else None
         outcome = self._settle(requests, updates, clock, tally, previous=previous, key=key)
         outcome.rejections = rejections
+        outcome.set_aside = set_aside(batch, over_limit) if over_limit else []
         return outcome
 
     def tick(self) -> Outcome:
@@ -142,7 +171,8 @@ class Pipeline:
     ) -> Outcome:
         if cutoff is None:
             cutoff = clock - self.settle_seconds if clock is not None else float("-inf")
-        finals = self.store.settle(cutoff)
+        # At the end of the input nothing else will report what a failed earlier run declared final: report it now.
+        finals = self.store.settle(cutoff, orphan_age=0.0) if final else self.store.settle(cutoff)
         tally.finals += len(finals)
         lines: list[dict[str, Any]] = []
         batch = Batch(
@@ -156,6 +186,7 @@ class Pipeline:
         )
         for observer in self.observers:
             lines.extend(observer.observe(batch))
+        self.store.acknowledge(finals, flush=final)
         return Outcome(tally=tally, rejections=[], observed=lines, clock=clock, finals=finals)
 
 
@@ -168,7 +199,7 @@ def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple
     tally = Tally(messages=len(batch))
     requests: list[Request] = []
     rejections: list[Rejection] = []
-    for message in batch:
+    for position, message in enumerate(batch):
         # Judge each message as soon as it is decoded, so its ~1 MB of JSON is garbage before the next one.
         reading = read_message(message)
         at = message.origin.enqueued_time or fallback
@@ -177,10 +208,11 @@ def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple
                 request = judge(accepted, at)
             except (ValueError, TypeError, OverflowError) as error:
                 reason = f"record could not be judged: {type(error).__name__}"
-                rejections.append(Rejection(reason, message.origin, _raw(accepted)))
+                rejections.append(Rejection(reason, message.origin, _raw(accepted), accepted.index))
                 continue
             if request.at > latest:
                 request.at = at
+            request.source = (position, accepted.index)
             requests.append(request)
         tally.skipped.update(reading.skipped)
         rejections.extend(reading.rejections)
@@ -190,7 +222,49 @@ def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple
 
 
 def _raw(accepted: Accepted) -> bytes:
-    return msgspec.json.encode(accepted.record)
+    try:
+        return msgspec.json.encode(accepted.record)
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return repr(accepted.record).encode("utf-8", "backslashreplace")
+
+
+OVER_LIMIT = (
+    f"set aside: its sign-in holds more than {MAX_REQUESTS} requests; this one counts in the verdict but is "
+    "not kept one by one"
+)
+
+
+def set_aside(batch: Sequence[Message], requests: Sequence[Request]) -> list[Rejection]:
+    """The raw records of requests past a sign-in's limit, for the dead-letter trail (rare: decode on demand)."""
+    documents: dict[int, list[Any]] = {}
+    kept = []
+    for request in requests:
+        position, index = request.source
+        if not 0 <= position < len(batch):
+            continue
+        message = batch[position]
+        if position not in documents:
+            documents[position] = _records_of(message.body)
+        records = documents[position]
+        raw = _dumps(records[index]) if 0 <= index < len(records) else orjson.dumps(encode(request))
+        kept.append(Rejection(OVER_LIMIT, message.origin, raw, index))
+    return kept
+
+
+def _records_of(body: bytes) -> list[Any]:
+    try:
+        document = decode(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    records = document.get("records") if isinstance(document, dict) else None
+    return records if isinstance(records, list) else []
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # lone surrogates: the standard library escapes them
+        return json.dumps(value).encode()
 
 
 def batch_key(messages: Sequence[Message]) -> str | None:

@@ -53,6 +53,7 @@ class Replay:
             "unbound": verdicts["unbound"],
             "unevaluated": verdicts["unevaluated"],
             "revised": tally.reopened,
+            "set_aside": tally.set_aside,
             "skipped_by_category": dict(sorted(tally.skipped.items())),
             "alerts": dict(sorted(self.alerts.items())),
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.core.clock import ClockState
@@ -31,6 +31,7 @@ class Update:
     reopened: bool  # it had been final; a late request updated it
     first_at: float  # event time of the earliest request of this batch for it
     unbound_at: float | None  # event time of the request that made it unbound
+    over_limit: list[Request] = field(default_factory=list)  # past MAX_REQUESTS: in the verdict, not kept by id
 
 
 class SignInStore(Protocol):
@@ -42,8 +43,16 @@ class SignInStore(Protocol):
         """
         ...
 
-    def settle(self, cutoff: float) -> list[SignIn]:
-        """Claim the open sign-ins that no request touched after `cutoff` (event time); each is returned once."""
+    def settle(self, cutoff: float, orphan_age: float = 600.0) -> list[SignIn]:
+        """Claim the open sign-ins that no request touched after `cutoff` (event time); each is returned once.
+
+        With them come sign-ins a shared store declared final more than `orphan_age` wall seconds ago whose
+        report was never acknowledged (the process that claimed them failed before reporting them)."""
+        ...
+
+    def acknowledge(self, finals: Sequence[SignIn], flush: bool = False) -> None:
+        """These final sign-ins have been reported; a shared store stops keeping them for a report (at once when
+        `flush`, as at the end of a replay)."""
         ...
 
     def get(self, correlation_id: str) -> SignIn | None: ...
@@ -77,10 +86,13 @@ def fold(signin: SignIn | None, correlation_id: str, requests: Sequence[Request]
     changed = False
     unbound_at = None
     first_at = float("inf")
+    over_limit: list[Request] = []
     for request in requests:
         absorbed = current.absorb(request, clock)
+        if absorbed.over_limit:
+            over_limit.append(request)
         duplicates += absorbed.duplicate
-        new_requests += not absorbed.duplicate
+        new_requests += not (absorbed.duplicate or absorbed.over_limit)
         changed = changed or absorbed.changed
         if absorbed.became_unbound:
             unbound_at = request.at
@@ -95,4 +107,5 @@ def fold(signin: SignIn | None, correlation_id: str, requests: Sequence[Request]
         reopened=reopened and changed,
         first_at=first_at,
         unbound_at=unbound_at,
+        over_limit=over_limit,
     )

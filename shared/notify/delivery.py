@@ -29,7 +29,12 @@ from .transport import HttpTransport
 class Transport(Protocol):
     """What Delivery needs from the network edge (HttpTransport; tests may pass their own)."""
 
-    def send(self, outgoing: Outgoing) -> Answer: ...
+    def send(self, outgoing: Outgoing, deadline: float | None = None) -> Answer:
+        """One request, finished or abandoned within `deadline` seconds (the transport's own when None)."""
+        ...
+
+
+LOST = Answer(status=None, error="another sender holds it now")
 
 
 @dataclass
@@ -91,17 +96,26 @@ class Delivery:
                 written += 1
         return written
 
-    def flush(self) -> int:
-        """One attempt for each entry enqueued since the last flush; the timer retries the rest."""
-        fresh, self._fresh = self._fresh, []
-        return sum(self._attempt(entry) for entry in fresh)
+    def flush(self, budget: float | None = None) -> int:
+        """One attempt for each entry enqueued since the last flush, within `budget` seconds (None: no limit).
 
-    def retry_due(self, now: float | None = None) -> int:
-        """Attempt every pending entry that is due; returns how many were attempted."""
-        due = self.outbox.due(self.clock.now() if now is None else now)
+        The ingest path gives a small budget so a slow destination cannot stall ingestion; what is not
+        attempted in time stays pending in the outbox, due now, and the timer sends it."""
+        fresh, self._fresh = self._fresh, []
+        return self._attempt_all(fresh, budget)
+
+    def retry_due(self, now: float | None = None, budget: float | None = None) -> int:
+        """Attempt every pending entry that is due, within `budget` seconds; returns how many were attempted."""
+        return self._attempt_all(self.outbox.due(self.clock.now() if now is None else now), budget)
+
+    def _attempt_all(self, entries: list[Entry], budget: float | None) -> int:
+        end = None if budget is None else self.clock.now() + budget
         attempted = 0
-        for entry in due:
-            attempted += self._attempt(entry)
+        for entry in entries:
+            left = None if end is None else end - self.clock.now()
+            if left is not None and left <= 0:
+                break
+            attempted += self._attempt(entry, left)
         return attempted
 
     def drain(self, deadline_seconds: float) -> Report:
@@ -142,7 +156,7 @@ class Delivery:
         entries = (self.outbox.get(d, i) for d, i in self._submitted)
         return [e for e in entries if e is not None and e.state == "pending"]
 
-    def _attempt(self, entry: Entry) -> bool:
+    def _attempt(self, entry: Entry, deadline: float | None = None) -> bool:
         """Claim, check the circuit, send the parts not yet accepted, write back. False if not attempted."""
         now = self.clock.now()
         claimed = self.outbox.claim(entry, now + self.policy.lease)
@@ -156,19 +170,26 @@ class Delivery:
         if not breaker_allows(circuit, now):
             self._hold(claimed, circuit)
             return False
-        outcome, answer = self._send(claimed, notifier, now)
+        outcome, answer = self._send(claimed, notifier, now, deadline)
+        if answer is LOST:
+            return True  # another sender took the entry over; it writes the result
         self.outbox.save_breaker(claimed.destination, breaker_after(circuit, outcome, self.clock.now(), self.breaker))
         self._finish(claimed, outcome, answer, self.clock.now(), notifier)
         return True
 
-    def _send(self, entry: Entry, notifier: Notifier, now: float) -> tuple[Outcome, Answer]:
-        """Each part not yet accepted, in order; the first that is not accepted stops the attempt."""
+    def _send(self, entry: Entry, notifier: Notifier, now: float, deadline: float | None) -> tuple[Outcome, Answer]:
+        """Each part not yet accepted, in order; the first that is not accepted stops the attempt.
+
+        The lease is renewed before a part whenever what is left of it could not cover the request's deadline,
+        so no second instance claims the entry while this one is still sending it."""
         outcome: Outcome = "delivered"
         answer = Answer(status=None)
         for outgoing in notifier.requests(entry.notification, now):
             if outgoing.part in entry.done:
                 continue
-            answer = self.transport.send(outgoing)
+            if not self._hold_lease(entry, deadline):
+                return "retry", LOST
+            answer = self.transport.send(outgoing, deadline)
             outcome = notifier.judge(answer)
             if outcome != "delivered":
                 break
@@ -176,6 +197,14 @@ class Delivery:
             entry.lease_until = self.clock.now() + self.policy.lease
             self.outbox.save(entry)  # an accepted part is never sent again, even if this instance dies now
         return outcome, answer
+
+    def _hold_lease(self, entry: Entry, deadline: float | None) -> bool:
+        """Keep the lease for at least one more request; False when another sender has the entry now."""
+        needed = self.policy.lease / 2 if deadline is None else deadline
+        if entry.lease_until - self.clock.now() >= needed + 5.0:
+            return True
+        entry.lease_until = self.clock.now() + self.policy.lease
+        return self.outbox.save(entry)
 
     def _hold(self, entry: Entry, circuit: BreakerState) -> None:
         """The circuit is open: leave the entry pending until it closes, without counting an attempt."""

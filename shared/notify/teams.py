@@ -8,6 +8,7 @@ says so, and the last rung always fits. A card that is too large is never an err
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,7 +117,7 @@ def _container(items: list[dict[str, Any]], separator: bool) -> dict[str, Any]:
 
 
 def _firing(alert: Alert, limits: Limits) -> list[dict[str, Any]]:
-    items = [_header(alert, limits), *_text(clip(alert.summary, limits.text))]
+    items = [_header(alert, limits), *_text(plain(alert.summary, limits.text))]
     items.append(_facts(_firing_facts(alert, limits)))
     items.extend(_tops(alert, limits))
     items.extend(_codes(alert, limits))
@@ -126,9 +127,9 @@ def _firing(alert: Alert, limits: Limits) -> list[dict[str, Any]]:
 
 def _resolved(alert: Alert, limits: Limits) -> list[dict[str, Any]]:
     """The smaller card: what resolved, when, and how long it fired."""
-    title = f"RESOLVED · {clip(alert.title or alert.rule, limits.text)}"
+    title = f"RESOLVED · {plain(alert.title or alert.rule, limits.text)}"
     facts = [
-        ("Rule", clip(alert.rule, limits.text)),
+        ("Rule", plain(alert.rule, limits.text)),
         *_group_facts(alert, limits),
         ("Fired", when(alert.starts_at)),
         ("Resolved", when(alert.at)),
@@ -141,8 +142,8 @@ def _resolved(alert: Alert, limits: Limits) -> list[dict[str, Any]]:
 def _header(alert: Alert, limits: Limits) -> dict[str, Any]:
     """Severity and enforcement first: the one line a phone notification shows."""
     severity = alert.severity.upper()
-    enforcement = _ENFORCEMENT.get(alert.enforcement, clip(alert.enforcement, 40))
-    title = clip(alert.title or alert.rule, limits.text)
+    enforcement = _ENFORCEMENT.get(alert.enforcement, plain(alert.enforcement, 40))
+    title = plain(alert.title or alert.rule, limits.text)
     return {
         "type": "Container",
         "style": _STYLES.get(alert.severity, "warning"),
@@ -162,7 +163,7 @@ def _header(alert: Alert, limits: Limits) -> dict[str, Any]:
 
 
 def _firing_facts(alert: Alert, limits: Limits) -> list[tuple[str, str]]:
-    facts = [("Rule", clip(f"{alert.rule} ({alert.kind})" if alert.kind else alert.rule, limits.text))]
+    facts = [("Rule", plain(f"{alert.rule} ({alert.kind})" if alert.kind else alert.rule, limits.text))]
     facts.extend(_group_facts(alert, limits))
     facts.append(("Measured", _measured(alert)))
     if alert.window_seconds:
@@ -170,12 +171,12 @@ def _firing_facts(alert: Alert, limits: Limits) -> list[tuple[str, str]]:
     if alert.signins:
         facts.append(("Sign-ins judged", f"{alert.signins:,} ({alert.unbound:,} unbound)"))
     facts.append(("Firing since", when(alert.starts_at or alert.at)))
-    facts.append(("Fingerprint", clip(alert.fingerprint, 40)))
+    facts.append(("Fingerprint", plain(alert.fingerprint, 40)))
     return facts
 
 
 def _group_facts(alert: Alert, limits: Limits) -> list[tuple[str, str]]:
-    return [(clip(k, 40), clip(v, limits.text)) for k, v in list(alert.group.items())[:8]]
+    return [(plain(k, 40), plain(v, limits.text)) for k, v in list(alert.group.items())[:8]]
 
 
 def _measured(alert: Alert) -> str:
@@ -197,11 +198,11 @@ def _tops(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
     for key, entries in alert.top.items():
         if not entries:
             continue
-        name = _TOP_NAMES.get(key, f"Top {clip(key, 40)}")
+        name = _TOP_NAMES.get(key, f"Top {plain(key, 40)}")
         shown = entries[: limits.top]
         more = len(entries) - len(shown)
         yield _subheading(name + (f" (top {len(shown)} of {len(entries)})" if more else ""))
-        yield _facts([(clip(item, limits.text), f"{count:,}") for item, count in shown])
+        yield _facts([(plain(item, limits.text), f"{count:,}") for item, count in shown])
 
 
 def _codes(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
@@ -209,9 +210,9 @@ def _codes(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
         return
     yield _subheading("What the status codes mean")
     for entry in alert.codes[: limits.codes]:
-        code = clip(str(entry.get("code", "?")), 12)
-        yield from _text(f"**{code}**: {clip(str(entry.get('meaning', '')), limits.text)}")
-        fix = clip(str(entry.get("fix", "")), limits.text)
+        code = plain(str(entry.get("code", "?")), 12)
+        yield from _text(f"**{code}**: {plain(str(entry.get('meaning', '')), limits.text)}")
+        fix = plain(str(entry.get("fix", "")), limits.text)
         if fix:
             yield {"type": "TextBlock", "text": f"Fix: {fix}", "isSubtle": True, "wrap": True, "spacing": "None"}
     if len(alert.codes) > limits.codes:
@@ -221,7 +222,7 @@ def _codes(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
 def _examples(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
     if limits.examples <= 0 or not alert.examples:
         return
-    shown = [clip(e, 80) for e in alert.examples[: limits.examples]]
+    shown = [plain(e, 80) for e in alert.examples[: limits.examples]]
     yield _subheading("Example correlation IDs")
     yield {"type": "TextBlock", "text": "\n\n".join(shown), "fontType": "Monospace", "size": "Small", "wrap": True}
     if len(alert.examples) > len(shown):
@@ -233,7 +234,7 @@ def _rest(alerts: Sequence[Alert], limits: Limits) -> Iterator[dict[str, Any]]:
     if not alerts:
         return
     named = alerts[: limits.listed]
-    lines = [f"- {a.status.upper()} · {a.severity} · {clip(a.title or a.rule, limits.text)}" for a in named]
+    lines = [f"- {a.status.upper()} · {plain(a.severity, 20)} · {plain(a.title or a.rule, limits.text)}" for a in named]
     yield _subheading(f"{len(alerts)} more alerts in this notification")
     if lines:
         yield {"type": "TextBlock", "text": "\n".join(lines), "wrap": True, "size": "Small"}
@@ -255,7 +256,7 @@ def _actions(alerts: Sequence[Alert], limits: Limits, public_url: str | None) ->
     actions = [{"type": "Action.OpenUrl", "title": t, "url": u} for t, u in list(links.items())[:MAX_ACTIONS]]
     kql = next((a.kql for a in alerts if a.kql and a.status == "firing"), "")
     if limits.kql and kql:
-        query = {"type": "TextBlock", "text": clip(kql, 3_000), "fontType": "Monospace", "size": "Small", "wrap": True}
+        query = {"type": "TextBlock", "text": plain(kql, 3_000), "fontType": "Monospace", "size": "Small", "wrap": True}
         actions.append(
             {"type": "Action.ShowCard", "title": "KQL query", "card": {"type": "AdaptiveCard", "body": [query]}}
         )
@@ -288,6 +289,21 @@ def _note(text: str) -> dict[str, Any]:
 
 def _text(text: str) -> list[dict[str, Any]]:
     return [{"type": "TextBlock", "text": text, "wrap": True}] if text else []
+
+
+_MARKDOWN = re.compile(r"[\\`*_\[\](){}<>#!|~]")
+_LIST_MARKER = re.compile(r"^(\s*(?:\d+)?)([-+.)])", re.MULTILINE)
+
+
+def plain(text: str, limit: int) -> str:
+    """Outside text (names from the logs) as card text: clipped, then escaped so Teams shows it as it is.
+
+    TextBlock and FactSet text is Markdown in Teams: an app named `[Re-register here](https://evil.example)`
+    would become a link. Every Markdown character is backslash-escaped (CommonMark), and a line that would
+    start a list has its marker escaped too.
+    """
+    escaped = _MARKDOWN.sub(lambda found: "\\" + found.group(), clip(text, limit))
+    return _LIST_MARKER.sub(lambda found: found.group(1) + "\\" + found.group(2), escaped)
 
 
 def clip(text: str, limit: int) -> str:

@@ -16,8 +16,10 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.core.text import utf16_units
+
 MAX_OPS = 100  # operations in one entity group transaction
-TEXT_CHUNK = 30_000  # characters per string property: 64 KiB of UTF-16 holds 32,768
+TEXT_CHUNK = 30_000  # UTF-16 units per string property: 64 KiB of UTF-16 holds 32,768 (an emoji takes two)
 BYTES_CHUNK = 60_000  # bytes per binary property (64 KiB)
 MAX_CHUNKS = 14  # chunks per value: 14 x 60 KB stays under the 1 MiB an entity holds, with room for the rest
 CONFLICT_STATUSES = frozenset({404, 409, 412})
@@ -28,11 +30,30 @@ class TooLarge(ValueError):
 
 
 def pack_text(text: str, name: str = "d", count: str = "n") -> dict[str, Any]:
-    """Text over properties `<name>0`, `<name>1`, ... with their number in `count`."""
-    parts = [text[i : i + TEXT_CHUNK] for i in range(0, len(text), TEXT_CHUNK)] or [""]
+    """Text over properties `<name>0`, `<name>1`, ... with their number in `count`, each within the service's
+    limit counted as the service counts it (UTF-16 units)."""
+    parts = split_text(text, TEXT_CHUNK)
     if len(parts) > MAX_CHUNKS:
         raise TooLarge(f"{len(text)} characters do not fit one entity")
     return {count: len(parts), **{f"{name}{i}": part for i, part in enumerate(parts)}}
+
+
+def split_text(text: str, units: int) -> list[str]:
+    """Pieces of at most `units` UTF-16 units (at least 2: a character may take two), in order, never splitting
+    a character."""
+    if units < 2:
+        raise ValueError("a piece must hold at least 2 UTF-16 units")
+    if text.isascii():
+        return [text[i : i + units] for i in range(0, len(text), units)] or [""]
+    parts = []
+    start = 0
+    while start < len(text):
+        end = min(start + units, len(text))
+        while (excess := utf16_units(text[start:end]) - units) > 0:
+            end -= excess  # dropping k characters drops at least k units
+        parts.append(text[start:end])
+        start = end
+    return parts or [""]
 
 
 def unpack_text(entity: Any, name: str = "d", count: str = "n") -> str:

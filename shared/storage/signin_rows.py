@@ -38,7 +38,7 @@ from azure.data.tables import UpdateMode
 
 from shared.core.detail import encode
 from shared.core.request import Request
-from shared.core.signin import SignIn
+from shared.core.signin import MAX_REQUESTS, SignIn
 from shared.ingest.store import Update, fold
 from shared.telemetry import log_event
 
@@ -49,7 +49,8 @@ MAX_TX_CHARS = 1_500_000  # of property text per transaction; the service's limi
 FILTER_KEYS = 14  # a $filter allows 15 comparisons: PartitionKey plus 14 RowKeys
 DETAILS_CAP = 50  # request details kept per sign-in for the on-call lookup
 DETAILS_CHARS = 30_000  # and at most this much JSON (one string property)
-CLAIMS_PER_TX = 33  # settle and retention write up to 3 operations per sign-in
+CLAIMS_PER_TX = 25  # settle writes 4 operations per sign-in, retention 2
+ORPHAN_AGE = 600.0  # seconds after which a report row nobody acknowledged is reported again by whoever finds it
 REMEMBERED_BATCHES = 8  # per sign-in row: the host retries a failed invocation within minutes
 META = "meta"
 CLOCK_ROW = "clock"
@@ -86,6 +87,11 @@ def due_row(touched_at: float, correlation_id: str) -> str:
 
 def final_row(touched_at: float, correlation_id: str) -> str:
     return f"f|{time_key(touched_at)}|{id_key(correlation_id)}"
+
+
+def report_row(correlation_id: str) -> str:
+    """Written when a sign-in is declared final, deleted once the declaration was reported (see TableStore)."""
+    return "r|" + id_key(correlation_id)
 
 
 def upper_bound(prefix: str, cutoff: float) -> str:
@@ -193,7 +199,7 @@ def plan(
     if batch and stored is not None and batch in stored.batches:
         # A rerun of a batch that already wrote this row (the host retries a failed invocation): tell its
         # transitions again, so counting that failed after the write still counts them, exactly once.
-        return Planned(correlation_id, rerun(stored, stored.batches[batch]), [], None)
+        return Planned(correlation_id, rerun(stored, stored.batches[batch], requests), [], None)
     update = fold(stored.signin() if stored else None, correlation_id, requests, clock)
     if not update.changed:
         return Planned(correlation_id, update, [], None)
@@ -205,10 +211,11 @@ def plan(
         entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
         due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
     except TooLarge:
-        # Thousands of requests under one correlation ID outgrow a row. Keep what is stored and say so, rather
-        # than failing (and dead-lettering) every batch that touches this sign-in.
-        log_event("signin_too_large", logging.WARNING, correlation_id=correlation_id[:200], dropped=len(requests))
+        # Cannot happen within the caps (MAX_REQUESTS, capped text); if it ever does, keep what is stored and set
+        # this batch's requests aside (counted, dead-lettered) rather than failing every batch that touches it.
+        log_event("signin_too_large", logging.WARNING, correlation_id=correlation_id[:200], set_aside=len(requests))
         nothing = replace(update, changed=False, created=False, became_unbound=False, unbound_at=None)
+        nothing.over_limit = list(requests)
         return Planned(correlation_id, nothing, [], None)
     if stored is None:
         ops: list[tuple[Any, ...]] = [("create", entity), ("create", due_entity)]
@@ -247,8 +254,10 @@ def transitions(update: Update) -> dict[str, Any]:
     }
 
 
-def rerun(stored: Stored, flags: dict[str, Any]) -> Update:
+def rerun(stored: Stored, flags: dict[str, Any], requests: Sequence[Request] = ()) -> Update:
     unbound_at = flags.get("unbound_at")
+    kept = stored.state["requests"]
+    full = len(kept) >= MAX_REQUESTS
     return Update(
         signin=stored.signin(),
         changed=False,
@@ -259,6 +268,7 @@ def rerun(stored: Stored, flags: dict[str, Any]) -> Update:
         reopened=bool(flags.get("reopened")),
         first_at=float(flags.get("first_at", stored.state["first_seen"])),
         unbound_at=None if unbound_at is None else float(unbound_at),
+        over_limit=[r for r in requests if full and r.id not in kept],
     )
 
 
@@ -295,11 +305,28 @@ def settle_ops(bucket: str, due: dict[str, Any]) -> tuple[SignIn, list[tuple[Any
         "due_key": "",
         "final_key": final,
     }
+    report = {"PartitionKey": bucket, "RowKey": report_row(signin.correlation_id), "signin_row": merge["RowKey"]}
     return signin, [
         ("delete", due, {"etag": due.metadata["etag"], "match_condition": MatchConditions.IfNotModified}),
         ("update", merge, {"mode": UpdateMode.MERGE}),
         ("upsert", {"PartitionKey": bucket, "RowKey": final}, {"mode": UpdateMode.REPLACE}),
+        ("upsert", report, {"mode": UpdateMode.REPLACE}),
     ]
+
+
+def claim_size(ops: list[tuple[Any, ...]]) -> int:
+    """Characters of property text a claim's operations carry (transactions stay under the service's 4 MiB)."""
+    return sum(len(str(v)) for op in ops for v in op[1].values())
+
+
+def settle_filter(bucket: str, cutoff: float, orphaned_before: str | None) -> str:
+    """One query per bucket: the due rows up to `cutoff`, and the report rows nobody acknowledged (written before
+    `orphaned_before`, an OData time; None: all of them)."""
+    due = range_filter(bucket, "d|", upper_bound("d", cutoff))
+    orphans = range_filter(bucket, "r|", "r}")
+    if orphaned_before is not None:
+        orphans += f" and Timestamp lt datetime'{orphaned_before}'"
+    return f"({due}) or ({orphans})"
 
 
 def expire_ops(bucket: str, final: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,30 +29,39 @@ from shared.core.signin import SignIn
 from shared.ingest.store import Update, group_by_signin
 from shared.telemetry import log_event
 
-from .entity import is_conflict, open_table, quote
+from .entity import MAX_OPS, is_conflict, open_table, quote
 from .signin_rows import (
     BUCKETS,
     CLAIMS_PER_TX,
     CLOCK_ROW,
     FILTER_KEYS,
+    MAX_TX_CHARS,
     META,
+    ORPHAN_AGE,
     Planned,
     Stored,
     bucket_of,
     chunks,
+    claim_size,
     expire_item,
     plan,
     range_filter,
     read_state,
+    report_row,
+    settle_filter,
     settle_ops,
     signin_row,
     stored_of,
     time_key,
-    upper_bound,
 )
 
 MAX_ATTEMPTS = 8  # re-read and redo rounds for one bucket before the batch fails (the host retries it)
+ACK_DELAY = 60.0  # seconds an acknowledgement may wait to share a transaction with others of its bucket
 CACHE_SIZE = 20_000
+
+
+def _odata_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StoreConflict(RuntimeError):
@@ -66,6 +77,7 @@ class TableStore:
     cache_size: int = CACHE_SIZE
     _cache: OrderedDict[str, Stored] = field(default_factory=OrderedDict, init=False)
     _clock_etag: str | None = field(default=None, init=False)
+    _acks: dict[str, list[tuple[float, str]]] = field(default_factory=dict, init=False)  # bucket -> (when, row)
     table: TableClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,30 +168,98 @@ class TableStore:
 
     # -- settle --
 
-    def settle(self, cutoff: float) -> list[SignIn]:
+    def settle(self, cutoff: float, orphan_age: float = ORPHAN_AGE) -> list[SignIn]:
+        """Claim what is due, bucket by bucket; with it, sign-ins declared final earlier but never reported.
+
+        Claiming writes a report row (`r|`) in the same transaction as the final state; `acknowledge` deletes
+        it once the caller has reported the sign-in. A storage fault between claiming and reporting (or a
+        claim whose answer was lost) leaves the report row, and a later settle reports the sign-in then, so
+        whatever is declared final is reported, and once: taking an orphan over is a conditional write.
+        """
         if math.isnan(cutoff) or (math.isinf(cutoff) and cutoff < 0):
             return []
+        self._flush_acks(force=False)
+        orphaned_before = _odata_time(time.time() - orphan_age) if orphan_age > 0 else None
         finals: list[SignIn] = []
         for number in range(BUCKETS):
             bucket = f"b{number:02d}"
-            rows = self.table.query_entities(range_filter(bucket, "d|", upper_bound("d", cutoff)))
-            due = [row for row in rows if float(read_state(row).touched_at) <= cutoff]
-            finals.extend(self._claim(bucket, due, settle_ops))
+            due, orphans = [], []
+            mine = {key for _, key in self._acks.get(bucket, ())}  # reported here, the acknowledgement pending
+            for row in self.table.query_entities(settle_filter(bucket, cutoff, orphaned_before)):
+                if not row["RowKey"].startswith("r|"):
+                    due.append(row)
+                elif row["RowKey"] not in mine:
+                    orphans.append(row)
+            finals.extend(self._claim(bucket, [r for r in due if read_state(r).touched_at <= cutoff], settle_ops))
+            finals.extend(self._adopt(bucket, orphans))
         return sorted(finals, key=lambda s: (s.touched_at, s.correlation_id))
 
+    def acknowledge(self, finals: Sequence[SignIn], flush: bool = False) -> None:
+        """These final sign-ins were reported: their report rows go (in batches, within a minute or so)."""
+        now = time.monotonic()
+        for signin in finals:
+            bucket = bucket_of(signin.correlation_id)
+            self._acks.setdefault(bucket, []).append((now, report_row(signin.correlation_id)))
+        self._flush_acks(force=flush)
+
+    def _flush_acks(self, force: bool) -> None:
+        """Delete acknowledged report rows, a transaction per bucket, once a bucket has many or old ones."""
+        now = time.monotonic()
+        for bucket, pending in list(self._acks.items()):
+            if not force and len(pending) < MAX_OPS // 2 and now - pending[0][0] < ACK_DELAY:
+                continue
+            for start in range(0, len(pending), MAX_OPS):
+                keys = [key for _, key in pending[start : start + MAX_OPS]]
+                if not self._try([("delete", {"PartitionKey": bucket, "RowKey": key}) for key in keys]):
+                    for key in keys:  # one was gone already (another instance adopted and reported it)
+                        self._try([("delete", {"PartitionKey": bucket, "RowKey": key})])
+            del self._acks[bucket]
+
+    def _adopt(self, bucket: str, orphans: list[dict[str, Any]]) -> list[SignIn]:
+        """Report rows nobody acknowledged: take each over (If-Match), then report its sign-in as it is now."""
+        adopted: list[SignIn] = []
+        for row in orphans:
+            taken = {"PartitionKey": bucket, "RowKey": row["RowKey"], "signin_row": row.get("signin_row", "")}
+            condition = {"etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+            if not self._try([("update", taken, {**condition, "mode": UpdateMode.REPLACE})]):
+                continue  # another instance took it over first
+            try:
+                entity = self.table.get_entity(bucket, row.get("signin_row") or "")
+            except ResourceNotFoundError:  # retention removed it since: nothing left to report
+                self._try([("delete", {"PartitionKey": bucket, "RowKey": row["RowKey"]})])
+                continue
+            signin = read_state(entity)
+            log_event("signin_reported_late", logging.WARNING, correlation_id=signin.correlation_id[:200])
+            adopted.append(signin)
+        return adopted
+
     def _claim(self, bucket: str, rows: list[dict[str, Any]], make: Any) -> list[Any]:
-        """Claim rows in transactions; when one loses a race, claim its rows one by one and skip the lost ones."""
+        """Claim rows in transactions (at most MAX_OPS operations and MAX_TX_CHARS of text each); when one loses
+        a race, claim its rows one by one and skip the lost ones."""
         claimed: list[Any] = []
-        for start in range(0, len(rows), CLAIMS_PER_TX):
-            made = [make(bucket, row) for row in rows[start : start + CLAIMS_PER_TX]]
-            if self._try([op for _, ops in made for op in ops]):
-                claimed.extend(item for item, _ in made)
-            elif len(made) > 1:
-                claimed.extend(item for item, ops in made if self._try(ops))
+        batch: list[tuple[Any, list[tuple[Any, ...]]]] = []
+        size = 0
+        for row in rows:
+            item, ops = make(bucket, row)
+            grown = claim_size(ops)
+            if batch and (len(batch) >= CLAIMS_PER_TX or size + grown > MAX_TX_CHARS):
+                claimed += self._commit_claims(batch)
+                batch, size = [], 0
+            batch.append((item, ops))
+            size += grown
+        if batch:
+            claimed += self._commit_claims(batch)
         for item in claimed:
             if isinstance(item, SignIn):
                 self._cache.pop(item.correlation_id, None)
         return claimed
+
+    def _commit_claims(self, made: list[tuple[Any, list[tuple[Any, ...]]]]) -> list[Any]:
+        if self._try([op for _, ops in made for op in ops]):
+            return [item for item, _ in made]
+        if len(made) == 1:
+            return []
+        return [item for item, ops in made if self._try(ops)]
 
     def _try(self, ops: list[tuple[Any, ...]]) -> bool:
         """Submit a claim; False when another process claimed or changed a row first."""

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -241,3 +242,39 @@ def test_fast_and_lenient_paths_agree_on_the_samples() -> None:
     for line in Path("samples/01-rollout.jsonl").read_bytes().splitlines()[:20]:
         fast, lenient = _judged_both_ways(line)
         assert fast == lenient and fast[0]
+
+
+# --- one record that no decoder reads rejects that record only (issue 13, finding 7) ---
+
+POISONS = {
+    "deep nesting in a field never read": b'"junk":' + b"[" * 5000 + b"]" * 5000,
+    "a number of 4,400 digits in a read field": b'"tokenProtectionStatusDetails":{"signInSessionStatusCode":'
+    + b"9" * 4400
+    + b"}",
+    "bytes that are not UTF-8 in a read field": b'"userPrincipalName":"\xff\xfe"',
+}
+
+
+def _poisoned(poison: bytes) -> bytes:
+    """A record whose properties carry the poison (the top level keeps its own fields)."""
+    raw = orjson.dumps(record(correlation_id="poisoned", status=None))
+    return raw.replace(b'"properties":{', b'"properties":{' + poison + b",", 1)
+
+
+@pytest.mark.parametrize("name", sorted(POISONS))
+def test_one_undecodable_record_rejects_only_itself(name: str) -> None:
+    bad = _poisoned(POISONS[name])
+    good = [orjson.dumps(record(correlation_id=f"good{i}")) for i in range(3)]
+    message = Message(b'{"records":[' + b",".join([good[0], bad, good[1], good[2]]) + b"]}", Origin(source="t"))
+    reading = read_message(message)
+    assert sorted(a.properties.correlationId for a in reading.accepted) == ["good0", "good1", "good2"]
+    (rejection,) = reading.rejections
+    assert rejection.index == 1 and rejection.raw == bad
+
+
+@given(st.integers(0, 6), st.sampled_from(sorted(POISONS)), st.integers(1, 6))
+def test_a_poisoned_record_anywhere_costs_one_rejection(position: int, name: str, count: int) -> None:
+    items = [orjson.dumps(record(correlation_id=f"ok{i}")) for i in range(count)]
+    items.insert(min(position, count), _poisoned(POISONS[name]))
+    reading = read_message(Message(b'{"records":[' + b",".join(items) + b"]}"))
+    assert len(reading.accepted) == count and len(reading.rejections) == 1

@@ -55,6 +55,8 @@ OPTIONAL_NOT_DEPLOYED = {
     "STATE_TABLE_PREFIX",
     # Set by the platform itself when App Service Authentication is on; an app setting could fake it.
     "WEBSITE_AUTH_ENABLED",
+    # The default (300 s) fits host.json's functionTimeout (10 min); raise both together if ever needed.
+    "INVOCATION_BUDGET_SECONDS",
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVaultUri\}secrets/\$\{\w+\}/\)$")

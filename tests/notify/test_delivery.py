@@ -342,7 +342,7 @@ class CrashingTransport:
     def __init__(self, inner: HttpTransport, after: int) -> None:
         self.inner, self.left = inner, after
 
-    def send(self, outgoing: Outgoing) -> Answer:
+    def send(self, outgoing: Outgoing, deadline: float | None = None) -> Answer:
         if self.left == 0:
             raise Crash
         self.left -= 1

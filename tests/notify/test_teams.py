@@ -207,3 +207,44 @@ def test_the_card_renders_in_headless_chromium(tmp_path: Path) -> None:
     data = out.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000  # a blank page is a few KB; the card has text on it
+
+
+# --- names from the logs are text, never Markdown (issue 13, finding 8) ---
+
+HOSTILE = "[Re-register here](https://evil.example) **now** _or_ <https://evil.example>"
+
+
+def rendered_texts(document: dict) -> list[str]:
+    """Every TextBlock and Fact, rendered as a CommonMark renderer (the Markdown Teams cards follow) shows it."""
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark")
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                found.append(renderer.render(str(node["text"])))
+            for fact in node.get("facts", []) if node.get("type") == "FactSet" else []:
+                found.extend([renderer.render(str(fact["title"])), renderer.render(str(fact["value"]))])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    return found
+
+
+def test_names_from_the_logs_never_become_links_or_formatting() -> None:
+    alert = sample("spike")
+    alert.title = f"Spike: {HOSTILE}"
+    alert.group = {"app": HOSTILE}
+    alert.top = {"apps": [(HOSTILE, 9)], "users": [("1. first", 2)], "platforms": [("- dash", 1)]}
+    alert.examples = [HOSTILE]
+    alert.summary = f"9 unbound sign-ins for {HOSTILE}."
+    html = "\n".join(rendered_texts(message(alert)))
+    assert "<a " not in html and "<em>" not in html and "<ol" not in html and "<ul" not in html
+    assert "<strong>now</strong>" not in html
+    assert html.count("[Re-register here](https://evil.example)") >= 4  # shown as typed, in every place

@@ -131,14 +131,20 @@ def test_a_rerun_still_counts_after_another_batch_wrote_the_signin_in_between() 
     assert again.update.created and again.update.became_unbound  # told again, so the rerun counts it
 
 
-def test_a_signin_too_large_for_a_row_is_logged_and_does_not_fail_the_batch(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_signin_past_its_request_limit_keeps_a_row_and_a_right_verdict() -> None:
+    """Finding 3 of issue 13: thousands of requests under one correlation ID used to be dropped whole."""
     from shared.core.record import read_message
     from shared.core.request import judge
+    from shared.core.signin import MAX_REQUESTS
     from shared.storage.signin_rows import plan
     from shared.synth.records import body, record
 
-    huge = [record(correlation_id="giant", status="bound") for _ in range(12_000)]
+    huge = [record(correlation_id="giant", status="bound") for _ in range(MAX_REQUESTS + 3000)]
+    huge[-10] = record(correlation_id="giant", status="unbound", code=1005)  # past the limit
     requests = [judge(a, 0.0) for a in read_message(Message(body(huge))).accepted]
     planned = plan("b00", "giant", None, requests, 100.0)
-    assert planned.ops == [] and not planned.update.changed
-    assert "signin_too_large" in caplog.text
+    assert planned.ops and planned.update.changed and planned.update.became_unbound
+    signin = planned.update.signin
+    assert len(signin.requests) == MAX_REQUESTS
+    assert signin.verdict == "unbound" and signin.status_codes == [1005]
+    assert len(planned.update.over_limit) == 3000

@@ -13,6 +13,7 @@ import pytest
 from shared.core.message import Message
 from shared.core.record import read_message
 from shared.core.request import Request, judge
+from shared.core.text import clean_id
 from shared.storage.entity import TEXT_CHUNK
 from shared.storage.signin_rows import BUCKETS, DETAILS_CAP, bucket_of, signin_row
 from shared.storage.signin_table import TableStore
@@ -217,7 +218,7 @@ def test_retention_removes_only_old_final_signins_by_range(storage_connection: s
     for index in range(6):
         at = BASE_TIME + timedelta(days=index)
         store.merge(requests_of(record(correlation_id=f"day{index}", at=at)), at.timestamp())
-    store.settle(T0 + 3.5 * 86400)  # days 0-3 final; days 4 and 5 still open
+    store.acknowledge(store.settle(T0 + 3.5 * 86400), flush=True)  # days 0-3 final and reported; 4 and 5 open
     counter = Counter()
     expirer = table_store(storage_connection, table_prefix, counter)
     counter.requests.clear()
@@ -252,8 +253,10 @@ def test_unusual_correlation_ids_and_large_states_round_trip(storage_connection:
     store = table_store(storage_connection, table_prefix)
     odd = ["a/b#c?d\\e", "x" * 1500, "it's"]
     store.merge([r for cid in odd for r in requests_of(record(correlation_id=cid))], T0)
-    assert sorted(s.correlation_id for s in store.signins()) == sorted(odd)
-    assert all(store.get(cid) is not None for cid in odd)
+    kept = ["a/b#c?d\\e", clean_id("x" * 1500), "it's"]  # an id past 128 characters is kept as its hash
+    assert kept[1].startswith("~") and len(kept[1]) == 41
+    assert sorted(s.correlation_id for s in store.signins()) == sorted(kept)
+    assert all(store.get(cid) is not None for cid in kept)
     big = requests_of(*[record(correlation_id="big", request_id=f"{i:036d}") for i in range(1500)])
     store.merge(big, T0)
     entity = store.table.get_entity(bucket_of("big"), signin_row("big"))

@@ -1,0 +1,25 @@
+"""The entity helper measures what the service measures: UTF-16 units per property, not Python characters."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.core.text import utf16_units
+from shared.storage.entity import TEXT_CHUNK, pack_text, split_text, unpack_text
+
+
+def test_emoji_are_two_units_each() -> None:
+    text = "😀" * 20_000  # 20,000 characters, 40,000 UTF-16 units: more than one property holds
+    packed = pack_text(text)
+    assert packed["n"] == 2
+    assert all(utf16_units(packed[f"d{i}"]) <= TEXT_CHUNK for i in range(packed["n"]))
+    assert unpack_text(packed) == text
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=3000), st.integers(2, 700))
+def test_pieces_fit_and_join_back(text: str, units: int) -> None:
+    parts = split_text(text, units)
+    assert "".join(parts) == text
+    assert all(utf16_units(part) <= units for part in parts)
+    assert all(part for part in parts) or text == ""

@@ -50,7 +50,7 @@ def split_text(text: str, units: int) -> list[str]:
     while start < len(text):
         end = min(start + units, len(text))
         while (excess := utf16_units(text[start:end]) - units) > 0:
-            end -= excess  # dropping k characters drops at least k units
+            end = max(start + 1, end - excess)  # dropping k characters drops at least k units; one always fits
         parts.append(text[start:end])
         start = end
     return parts or [""]

@@ -23,3 +23,9 @@ def test_pieces_fit_and_join_back(text: str, units: int) -> None:
     assert "".join(parts) == text
     assert all(utf16_units(part) <= units for part in parts)
     assert all(part for part in parts) or text == ""
+
+
+def test_a_piece_of_two_units_never_comes_out_empty() -> None:
+    """Found by the property above: two characters above U+FFFF at a piece's start once made an empty piece
+    forever (and memory grew until the run was killed)."""
+    assert split_text("😀😀a", 2) == ["😀", "😀", "a"]

@@ -49,8 +49,7 @@ def is_row(record: dict[str, Any]) -> bool:
 def normalise(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
     """The row as (top level, camelCase properties, category)."""
     properties: dict[str, Any] = {}
-    top: dict[str, Any] = {}
-    category = table = None
+    named_as: dict[str, Any] = {}  # time, category and table
     for key, value in row.items():
         column = _column(key)
         if column in SCALARS:
@@ -60,18 +59,23 @@ def normalise(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]
             decoded = dynamic(value)
             if decoded is not None:
                 properties[DYNAMIC[column]] = decoded
-        elif column == "isinteractive":
-            properties["isInteractive"] = truth(value)
-        elif column == "timegenerated":
-            top["time"] = value
-        elif column == "category":
-            category = named(value)
-        elif column == "type":
-            table = named(value)
-    top["correlationId"] = properties.get("correlationId")
-    if category is None and table is not None:
-        category = TABLES.get(table.lower(), table)
-    return top, properties, category or by_content(properties.get)
+        elif column in _OTHERS:
+            named_as[column] = value
+    if "isinteractive" in named_as:
+        properties["isInteractive"] = truth(named_as["isinteractive"])
+    top = {"time": named_as.get("timegenerated"), "correlationId": properties.get("correlationId")}
+    return top, properties, _category(named_as) or by_content(properties.get)
+
+
+_OTHERS = frozenset({"isinteractive", "timegenerated", "category", "type"})
+
+
+def _category(named_as: dict[str, Any]) -> str | None:
+    category = named(named_as.get("category"))
+    if category is not None:
+        return category
+    table = named(named_as.get("type"))
+    return TABLES.get(table.lower(), table) if table is not None else None
 
 
 def dynamic(value: Any) -> Any:

@@ -26,7 +26,17 @@ from .category import JUDGED_CATEGORIES, MISSING_CATEGORY, by_content, named
 from .message import NOT_DECODED, Message, Origin
 from .rejection import Rejection
 
-__all__ = ["JUDGED_CATEGORIES", "MISSING_CATEGORY", "Accepted", "Reading", "Shape", "decode", "read_message"]
+__all__ = [
+    "EXPECTED_SHAPES",
+    "JUDGED_CATEGORIES",
+    "MISSING_CATEGORY",
+    "Accepted",
+    "Reading",
+    "Shape",
+    "decode",
+    "read_message",
+    "shape_of",
+]
 
 
 class Shape:
@@ -40,6 +50,9 @@ class Shape:
     LOG_ANALYTICS_API = "log-analytics-api"  # {"tables": [{"columns": [...], "rows": [...]}]}
     UNKNOWN = "unknown"
 
+
+NO_RECORDS = "message has no 'records' list and is not one sign-in record"
+NO_SHAPE = "record is of no known shape (no 'properties', no Log Analytics columns, no signIn 'id')"
 
 # The shapes people are told about when their input is mostly rejected.
 EXPECTED_SHAPES = (
@@ -286,7 +299,7 @@ def _read_record(record: Any, index: int | None, origin: Origin, reading: Readin
     elif "id" in record:
         top, properties, category = {}, record, None
     else:
-        reason = "record is of no known shape (no 'properties', no Log Analytics columns, no signIn 'id')"
+        reason = NO_RECORDS if index is None else NO_SHAPE
         reading.rejections.append(Rejection(reason, origin, _raw(record, raw), index))
         return
     _read_signin(top, properties, category, (origin, index, _raw(record, raw)), reading)
@@ -355,3 +368,22 @@ def _raw(value: Any, raw: bytes | None = None) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         return repr(value).encode()
+
+
+def shape_of(document: Any) -> str:
+    """What a decoded document is, by the same tests the reader applies (an array: its first element)."""
+    if isinstance(document, list):
+        return shape_of(document[0]) if document else Shape.UNKNOWN
+    if not isinstance(document, dict):
+        return Shape.UNKNOWN
+    if "records" in document:
+        return Shape.EVENT_HUB
+    if isinstance(document.get("value"), list):
+        return Shape.GRAPH_PAGE
+    if isinstance(document.get("tables"), list):
+        return Shape.LOG_ANALYTICS_API
+    if "properties" in document or "category" in document:
+        return Shape.ARCHIVE
+    if log_analytics.is_row(document):
+        return Shape.LOG_ANALYTICS
+    return Shape.GRAPH if "id" in document else Shape.UNKNOWN

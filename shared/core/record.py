@@ -376,14 +376,17 @@ def shape_of(document: Any) -> str:
         return shape_of(document[0]) if document else Shape.UNKNOWN
     if not isinstance(document, dict):
         return Shape.UNKNOWN
-    if "records" in document:
-        return Shape.EVENT_HUB
-    if isinstance(document.get("value"), list):
-        return Shape.GRAPH_PAGE
-    if isinstance(document.get("tables"), list):
-        return Shape.LOG_ANALYTICS_API
-    if "properties" in document or "category" in document:
-        return Shape.ARCHIVE
-    if log_analytics.is_row(document):
-        return Shape.LOG_ANALYTICS
-    return Shape.GRAPH if "id" in document else Shape.UNKNOWN
+    for shape, holds in _SHAPE_TESTS:
+        if holds(document):
+            return shape
+    return Shape.UNKNOWN
+
+
+_SHAPE_TESTS: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
+    (Shape.EVENT_HUB, lambda d: "records" in d),
+    (Shape.GRAPH_PAGE, lambda d: isinstance(d.get("value"), list)),
+    (Shape.LOG_ANALYTICS_API, lambda d: isinstance(d.get("tables"), list)),
+    (Shape.ARCHIVE, lambda d: "properties" in d or "category" in d),
+    (Shape.LOG_ANALYTICS, log_analytics.is_row),
+    (Shape.GRAPH, lambda d: "id" in d),
+)

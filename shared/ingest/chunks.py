@@ -85,10 +85,9 @@ def as_utf8(chunks: Iterable[bytes]) -> Iterator[bytes]:
     if encoding is None:
         skip = 3 if head.startswith(codecs.BOM_UTF8) else 0
         for chunk in peek:
-            if skip:
-                chunk, skip = chunk[skip:], 0
-            if chunk:
-                yield chunk
+            data, skip = chunk[skip:], 0
+            if data:
+                yield data
         return
     decoder = codecs.getincrementaldecoder(encoding)("replace")
     for chunk in peek:

@@ -145,24 +145,24 @@ def read_source(source: Source, input_format: str = "auto", stats: InputStats | 
 
 def sniff(head: bytes, input_format: str = "auto") -> tuple[str, str]:
     """(container, shape) from the first line: `lines`, `json` (arrays, pretty objects) or `csv`."""
-    forced = None if input_format == "auto" else input_format
     text = head.lstrip()
-    if input_format == CSV:
+    if input_format == CSV or (text[:1] not in (b"[", b"{") and _is_csv_header(text.split(b"\n", 1)[0])):
         return CSV, LOG_ANALYTICS_CSV
+    container, shape = _json_container(text)
+    return container, shape if input_format == "auto" else input_format
+
+
+def _json_container(text: bytes) -> tuple[str, str]:
     if not text:
-        return "lines", forced or "empty"
-    first = text.split(b"\n", 1)[0].strip()
+        return "lines", "empty"
     if text.startswith(b"["):
-        return "json", forced or Shape.UNKNOWN  # named by its first element once it is read
-    if text.startswith(b"{"):
-        try:
-            document = orjson.loads(first)
-        except orjson.JSONDecodeError:
-            return "json", forced or Shape.UNKNOWN
-        return "lines", forced or shape_of(document)
-    if _is_csv_header(first):
-        return CSV, LOG_ANALYTICS_CSV
-    return "lines", forced or Shape.UNKNOWN
+        return "json", Shape.UNKNOWN  # named by its first element once it is read
+    if not text.startswith(b"{"):
+        return "lines", Shape.UNKNOWN
+    try:
+        return "lines", shape_of(orjson.loads(text.split(b"\n", 1)[0]))
+    except orjson.JSONDecodeError:
+        return "json", Shape.UNKNOWN  # pretty-printed
 
 
 def _is_csv_header(line: bytes) -> bool:

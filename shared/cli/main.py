@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     except (ConfigurationError, InputError) as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bindwatch: interrupted", file=sys.stderr)
+        return 130
     except AzureError as error:
         # The type and status only: SDK messages can carry account URLs.
         status = getattr(error, "status_code", None)

@@ -75,7 +75,19 @@ def render(figures: dict[str, Any], title: str = "Token Protection readiness") -
     """The whole page."""
     body = "".join(
         section(figures)
-        for section in (_header, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _users, _expected, _footer)
+        for section in (
+            _header,
+            input_section,
+            _answer,
+            _cards,
+            _timeline,
+            _hints,
+            _breakdowns,
+            _codes,
+            _users,
+            _expected,
+            _footer,
+        )
     )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -94,6 +106,44 @@ def _header(f: dict[str, Any]) -> str:
         f"<p class='sub'>From {_when(period['start'])} to {_when(period['end'])} ({span}). "
         f"{_n(f['signins']['judged'])} sign-ins judged from {_n(f['requests']['distinct'])} distinct requests "
         f"of {_n(f['signins']['users'])} users.</p>"
+    )
+
+
+def input_section(f: dict[str, Any]) -> str:
+    """What was read and what could not be: each input's shape, records judged, skipped and rejected by reason.
+
+    Shown first when most of the input was rejected (with the shapes bindwatch reads); otherwise a short line.
+    """
+    section = f.get("input")
+    if not section:
+        return ""
+    inputs = _table(
+        ("Input", "Shape", "Items"),
+        (
+            (_e(i["name"]), _e(i["shape"] + (", gzip" if i["gzip"] else "")), _n(i["messages"]))
+            for i in section["inputs"][:_ROWS]
+        ),
+        numeric=frozenset({2}),
+    )
+    counts = _table(
+        ("Not judged", "Why", "Records"),
+        [("skipped", _e(name), _n(n)) for name, n in section["skipped_by_category"].items()]
+        + [("rejected", _e(reason), _n(n)) for reason, n in section["rejected_by_reason"].items()],
+        numeric=frozenset({2}),
+    )
+    warning = ""
+    if section["expected_shapes"]:
+        shapes = "".join(f"<li>{_e(shape)}</li>" for shape in section["expected_shapes"])
+        warning = (
+            "<div class='hint'><h3>Most of the input could not be read</h3><p>bindwatch reads:</p>"
+            f"<ul>{shapes}</ul><p>--input-format forces a shape; docs/inputs.md shows each.</p></div>"
+        )
+    return (
+        "<h2>Input<span class='unit'>what was read, and what could not be judged</span></h2>"
+        f"{warning}<p>{_n(section['records'])} records judged ({_n(section['duplicates'])} duplicate copies), "
+        f"{_n(section['skipped'])} skipped (other categories), {_n(section['rejected'])} rejected.</p>"
+        + inputs
+        + (counts if section["skipped"] or section["rejected"] else "")
     )
 
 

@@ -31,7 +31,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, A
 
 
 def test_the_baseline_is_worth_comparing(baseline: tuple[list[dict[str, Any]], dict[str, Any], Replay]) -> None:
-    lines, figures, replay = baseline
+    lines, _, replay = baseline
     verdicts = {line["verdict"] for line in lines}
     assert verdicts == {"bound", "unbound", "unevaluated"}
     assert {c for line in lines for c in line["categories"]} == {"SignInLogs", "NonInteractiveUserSignInLogs"}

@@ -17,6 +17,7 @@ from shared.core.clock import Clock
 from shared.detect.detector import Detector
 from shared.detect.rules import RulesFile, load_rules
 from shared.detect.state import DetectionStore, MemoryDetectionStore
+from shared.graph.client import GraphClient, open_graph
 from shared.ingest.files import Source
 from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
@@ -106,6 +107,12 @@ def report_pipeline(settle_seconds: float) -> tuple[Pipeline, Readiness]:
 def archive_sources(settings: Settings, url: str) -> Iterator[Source]:
     """The blobs of a diagnostic setting's storage archive (`--from-storage`), as replay and report inputs."""
     return _archive_sources(settings, url)
+
+
+def graph_client(settings: Settings, sleep: Callable[[float], None] | None = None) -> GraphClient:
+    """Graph for `pull`: GRAPH_ACCESS_TOKEN when set (scripts), else the caller's identity (DefaultAzureCredential)."""
+    token = settings.graph_access_token.get_secret_value() if settings.graph_access_token is not None else None
+    return open_graph(settings.graph_url, token, sleep)
 
 
 def _handoff(sender: Delivery | None) -> Handoff | None:

@@ -13,7 +13,7 @@ from azure.core.exceptions import AzureError
 from shared.ingest.files import InputError
 from shared.settings import ConfigurationError, Settings, load_settings
 
-from . import eventhub, replay, report, verdicts
+from . import eventhub, pull, replay, report, verdicts
 
 Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(commands)
     verdicts.add_parser(commands)
     report.add_parser(commands)
+    pull.add_parser(commands)
     eventhub.add_send_parser(commands)
     eventhub.add_consume_parser(commands)
     return parser
@@ -33,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "replay": replay.run,
     "verdicts": verdicts.run,
     "report": report.run,
+    "pull": pull.run,
     "send": lambda args, settings, out: eventhub.run_send(args, settings),
     "consume": lambda args, settings, out: eventhub.run_consume(args, settings),
 }

@@ -44,7 +44,10 @@ class StaticToken:
 
     def token(self, fresh: bool = False) -> str:
         if fresh:
-            raise GraphError("Graph refused GRAPH_ACCESS_TOKEN (HTTP 401): it expired or is for another audience")
+            raise GraphError(
+                "Graph refused GRAPH_ACCESS_TOKEN (HTTP 401): it expired, is for another audience than Graph, or "
+                "does not carry AuditLog.Read.All"
+            )
         return self.value
 
 

@@ -54,24 +54,34 @@ class Peek:
 
 
 def inflated(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """gzip inflated as it comes (any number of members, as `cat a.gz b.gz` makes); other data as it is."""
+    """gzip inflated as it comes (any number of members, as `cat a.gz b.gz` makes); other data as it is.
+
+    Compressed bytes that do not inflate are handed on as they are, on a line of their own, so they are
+    rejected (and kept) rather than silently dropped.
+    """
     peek = Peek(chunks)
     if not peek.head(2).startswith(GZIP_MAGIC):
         yield from peek
         return
+    stream = iter(peek)
     inflater = zlib.decompressobj(wbits=31)
-    for chunk in peek:
+    for chunk in stream:
         data = chunk
         while data:
-            out = inflater.decompress(data, CHUNK)
+            try:
+                out = inflater.decompress(data, CHUNK)
+            except zlib.error:
+                yield b"\n" + data
+                yield from stream
+                return
             if out:
                 yield out
             data = inflater.unconsumed_tail
             if inflater.eof:
                 data = inflater.unused_data
-                if not data.startswith(GZIP_MAGIC[:1]):
+                if data and not data.startswith(GZIP_MAGIC[:1]):
                     return  # trailing padding after the last member
-                inflater = zlib.decompressobj(wbits=31)
+                inflater = zlib.decompressobj(wbits=31)  # the next member (it may start in the next chunk)
     out = inflater.flush()  # a cut-off member: what it held so far (its last line will not parse)
     if out:
         yield out

@@ -25,6 +25,7 @@ from shared.core.message import NOT_DECODED
 _DECODER = json.JSONDecoder()
 _BETWEEN = re.compile(r"[\s,]*")  # whitespace, and the commas between elements
 _COMPACT = 1 << 20
+_NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +91,13 @@ class _Text:
                 document, end = _DECODER.raw_decode(self.buf, self.pos)
             except (json.JSONDecodeError, RecursionError):
                 document, end = NOT_DECODED, -1
-            # A value that ends where the buffer ends may be a number cut in two: make sure.
-            complete = end != -1 and (end < len(self.buf) or self.eof)
+            # A number may have been cut in two by a chunk ("10." | "5"): a number is complete only when
+            # something other than number characters follows it, or the input has ended.
+            complete = end != -1 and (
+                self.eof
+                or not isinstance(document, int | float)
+                or _NUMBER_TAIL.fullmatch(self.buf, end) is None
+            )
             if complete:
                 return document, end
             if self.eof or len(self.buf) - self.pos > self.max_value:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.core.message import NOT_DECODED
+from shared.core.message import NOT_DECODED, Message
 from shared.core.record import Reading, read_message
+from shared.core.request import judge
 from shared.core.timestamp import parse_time
 from shared.ingest.chunks import as_utf8, inflated, lines
 from shared.ingest.csv_rows import csv_rows
@@ -190,3 +191,36 @@ def test_slashed_times_read_back_to_the_second(at: datetime, style: str) -> None
 @given(st.text(max_size=40))
 def test_no_text_crashes_the_time_reader(text: str) -> None:
     parse_time(text)
+
+
+la_columns = st.fixed_dictionaries(
+    {},
+    optional={
+        name: json_values
+        | st.text(max_size=20)
+        | st.sampled_from(["", "[]", "{}", "None", '{"signInSessionStatus":1}'])
+        for name in (
+            "Id",
+            "CorrelationId",
+            "CreatedDateTime",
+            "TimeGenerated [UTC]",
+            "Type",
+            "Category",
+            "IsInteractive",
+            "SignInEventTypes",
+            "DeviceDetail",
+            "ConditionalAccessPolicies_string",
+            "TokenProtectionStatusDetails",
+            "UserPrincipalName",
+        )
+    },
+)
+
+
+@MANY
+@given(st.lists(la_columns, min_size=1, max_size=6))
+def test_log_analytics_rows_of_any_content_are_accounted_for(rows: list[dict]) -> None:
+    reading = read_message(Message(json.dumps(rows).encode()))
+    assert len(reading.accepted) + sum(reading.skipped.values()) + len(reading.rejections) == len(rows)
+    for accepted in reading.accepted:
+        judge(accepted, 0.0)

@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="force the input's shape instead of recognising it from its first bytes (see docs/inputs.md)",
     )
     parser.add_argument(
+        "--order",
+        choices=("time", "input"),
+        default="time",
+        help="time (default): file exports are replayed oldest first, whatever their order; input: as they are",
+    )
+    parser.add_argument(
         "--from-storage",
         action="append",
         default=[],
@@ -48,14 +54,12 @@ def _sources(paths: list[str], urls: list[str], settings: Settings) -> Iterator[
 
 
 def messages(args: argparse.Namespace, settings: Settings, replay: Replay) -> Iterator[Message]:
-    return read_sources(input_sources(args, settings), args.input_format, replay.inputs)
+    return read_sources(input_sources(args, settings), args.input_format, replay.inputs, args.order)
 
 
 def input_lines(section: dict[str, Any]) -> list[str]:
     """The Input section for people: what was read, skipped and rejected, and the expected shapes if needed."""
-    shapes = ", ".join(
-        f"{i['name']} ({i['shape']}{', gzip' if i['gzip'] else ''}: {_items(i['messages'])})" for i in section["inputs"]
-    )
+    shapes = ", ".join(f"{i['name']} ({_shape(i)}: {_items(i['messages'])})" for i in section["inputs"])
     lines = [
         f"read: {shapes or 'nothing'}",
         f"{section['records']} records judged ({section['duplicates']} duplicate copies), "
@@ -68,6 +72,11 @@ def input_lines(section: dict[str, Any]) -> list[str]:
         lines.extend(f"  - {shape}" for shape in section["expected_shapes"])
         lines.append("  (--input-format forces a shape; docs/inputs.md shows each)")
     return lines
+
+
+def _shape(stats: dict[str, Any]) -> str:
+    notes = [stats["shape"]] + ["gzip"] * stats["gzip"] + ["sorted by time"] * stats["sorted_by_time"]
+    return ", ".join(notes)
 
 
 def _items(count: int) -> str:

@@ -79,7 +79,7 @@ def from_sources(
     """Replay the inputs through the function's own pipeline with the readiness observer attached."""
     pipeline, readiness = compose.report_pipeline(settle_seconds)
     replay = Replay(pipeline)
-    messages = read_sources(found, getattr(args, "input_format", "auto"), replay.inputs)
+    messages = read_sources(found, getattr(args, "input_format", "auto"), replay.inputs, getattr(args, "order", "time"))
     for _ in replay.run(interrupt.guard(messages) if interrupt else messages):
         pass
     result = readiness.figures(top=getattr(args, "top", 15), limit=getattr(args, "limit", 200))

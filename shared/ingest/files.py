@@ -34,6 +34,7 @@ from shared.core.record import Shape, shape_of
 from .chunks import GZIP_MAGIC, Peek, as_utf8, file_chunks, inflated, lines
 from .csv_rows import csv_rows
 from .json_stream import json_items
+from .order import Spool
 
 MAX_LINE = 1 << 28  # a line (or one JSON value) longer than this is cut and rejected, not held
 CSV = "csv"
@@ -51,6 +52,7 @@ class Source:
 
     name: str
     chunks: Callable[[], Iterable[bytes]]
+    streamed: bool = False  # read as it comes (standard input, archive blobs), never spooled to sort by time
 
 
 @dataclass
@@ -62,6 +64,7 @@ class InputStats:
     container: str = ""
     gzip: bool = False
     messages: int = 0
+    sorted_by_time: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -70,6 +73,7 @@ class InputStats:
             "container": self.container,
             "gzip": self.gzip,
             "messages": self.messages,
+            "sorted_by_time": self.sorted_by_time,
         }
 
 
@@ -86,7 +90,7 @@ def sources(paths: Iterable[str], stdin: IO[bytes] | None = None) -> Iterator[So
     """Files, directories (every file below, in name order) and '-' for standard input, in order."""
     for path in paths:
         if path == "-":
-            yield Source("<stdin>", partial(file_chunks, stdin or sys.stdin.buffer))
+            yield Source("<stdin>", partial(file_chunks, stdin or sys.stdin.buffer), streamed=True)
             continue
         target = Path(path)
         files = (
@@ -112,19 +116,42 @@ def messages_from(
     stdin: IO[bytes] | None = None,
     input_format: str = "auto",
     inputs: list[InputStats] | None = None,
+    order: str = "time",
 ) -> Iterator[Message]:
-    """Every message in the paths, in order."""
-    return read_sources(sources(paths, stdin), input_format, inputs)
+    """Every message in the paths (file exports oldest first, see `order`)."""
+    return read_sources(sources(paths, stdin), input_format, inputs, order)
 
 
 def read_sources(
-    found: Iterable[Source], input_format: str = "auto", inputs: list[InputStats] | None = None
+    found: Iterable[Source],
+    input_format: str = "auto",
+    inputs: list[InputStats] | None = None,
+    order: str = "time",
 ) -> Iterator[Message]:
-    for source in found:
-        stats = InputStats(source.name)
-        if inputs is not None:
-            inputs.append(stats)
-        yield from read_source(source, input_format, stats)
+    """The messages of every source. With `order="time"`, consecutive file exports (not Event Hub bodies, not
+    streamed sources) are handed on together, oldest first (see order.py); `"input"` keeps file order."""
+    spool = Spool()
+    try:
+        for source in found:
+            stats = InputStats(source.name)
+            if inputs is not None:
+                inputs.append(stats)
+            messages = read_source(source, input_format, stats)
+            first = next(messages, None)
+            if first is None:
+                continue
+            if order == "input" or source.streamed or stats.shape == Shape.EVENT_HUB:
+                yield from spool.drain()
+                yield first
+                yield from messages
+                continue
+            stats.sorted_by_time = True
+            spool.add(first)
+            for message in messages:
+                spool.add(message)
+        yield from spool.drain()
+    finally:
+        spool.close()
 
 
 def read_source(source: Source, input_format: str = "auto", stats: InputStats | None = None) -> Iterator[Message]:

@@ -94,9 +94,7 @@ class _Text:
             # A number may have been cut in two by a chunk ("10." | "5"): a number is complete only when
             # something other than number characters follows it, or the input has ended.
             complete = end != -1 and (
-                self.eof
-                or not isinstance(document, int | float)
-                or _NUMBER_TAIL.fullmatch(self.buf, end) is None
+                self.eof or not isinstance(document, int | float) or _NUMBER_TAIL.fullmatch(self.buf, end) is None
             )
             if complete:
                 return document, end

@@ -74,7 +74,7 @@ def archive_sources(settings: Settings, url: str) -> Iterator[Source]:
         for blob in _listed(client, target.prefix)
     )
     for blob, _, container in blobs:
-        yield Source(f"{container}/{blob}", partial(_chunks, clients[container], blob))
+        yield Source(f"{container}/{blob}", partial(_chunks, clients[container], blob), streamed=True)
 
 
 def _client(target: ArchiveUrl, container: str, settings: Settings) -> ContainerClient:

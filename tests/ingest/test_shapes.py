@@ -73,3 +73,21 @@ def test_each_input_names_the_shape_it_was_read_as(shape: str, recognised: str, 
     _, _, replay = judged(write(shape, CORPUS[:40], tmp_path))
     assert {stats.shape for stats in replay.inputs} == {recognised}
     assert all(stats.gzip == shape.endswith("-gzip") for stats in replay.inputs)
+
+
+def test_newest_first_read_as_it_is_would_mislead(
+    tmp_path: Path, baseline: tuple[list[dict[str, Any]], dict[str, Any], Replay]
+) -> None:
+    """Why file exports are sorted: read newest first, sign-ins settle early and are printed again and again."""
+    pipeline, _ = compose.report_pipeline(600.0)
+    replay = Replay(pipeline)
+    path = write("graph-newest-first", CORPUS, tmp_path)
+    lines = [
+        line
+        for outcome in replay.run(messages_from([str(path)], order="input"))
+        for line in outcome.lines
+        if line["type"] == "verdict"
+    ]
+    assert replay.tally.reopened > 0 and len(lines) > len(baseline[0])
+    _, _, sorted_replay = judged(path)
+    assert sorted_replay.tally.reopened == 0 and sorted_replay.inputs[0].sorted_by_time

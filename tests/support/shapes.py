@@ -217,6 +217,29 @@ def _graph_pages(records: list[dict[str, Any]], path: Path) -> None:
         (path / f"page-{n:03d}.json").write_bytes(_pretty(page) if n % 2 else orjson.dumps(page))
 
 
+def _graph_newest_first(records: list[dict[str, Any]], path: Path) -> None:
+    """The portal's download and Graph list newest first."""
+    path.write_bytes(_pretty([graph_object(r) for r in reversed(records)]))
+
+
+def _portal_two_files(records: list[dict[str, Any]], path: Path) -> None:
+    """The portal's interactive and non-interactive downloads: two files over the same hours, newest first."""
+    path.mkdir()
+    for category, name in (
+        ("SignInLogs", "InteractiveSignIns"),
+        ("NonInteractiveUserSignInLogs", "NonInteractiveSignIns"),
+    ):
+        mine = [graph_object(r) for r in reversed(records) if r["category"] == category]
+        (path / f"{name}_2026-03-10_2026-03-11.json").write_bytes(_pretty(mine))
+
+
+def _la_rows_any_order(records: list[dict[str, Any]], path: Path) -> None:
+    """A query without `sort`: Log Analytics returns rows in no set order."""
+    rows = [la_row(r, dynamic_as_text=True) for r in records]
+    random.Random(7).shuffle(rows)
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+
+
 def _la_rows(records: list[dict[str, Any]], path: Path) -> None:
     """SigninLogs rows keep dynamic columns as objects, AADNonInteractiveUserSignInLogs as text."""
     rows = [la_row(r, dynamic_as_text=r["category"] != "SignInLogs") for r in records]
@@ -257,6 +280,9 @@ WRITERS: dict[str, Callable[[list[dict[str, Any]], Path], None]] = {
     "graph-lines": _graph_lines,
     "graph-utf16": _graph_utf16,
     "graph-pages": _graph_pages,
+    "graph-newest-first": _graph_newest_first,
+    "portal-two-files": _portal_two_files,
+    "log-analytics-any-order": _la_rows_any_order,
     "log-analytics-rows": _la_rows,
     "log-analytics-api": _la_api,
     "log-analytics-csv": _la_csv,

@@ -1,11 +1,13 @@
 """Exports in time order: sign-ins read from files are replayed oldest first, whatever order the file has.
 
-Replay settles a sign-in once event time has moved 10 minutes past its last request,
-so it needs its input roughly oldest first, as the stream is. Exports often are not:
-Graph and the Entra portal list newest first, Log Analytics returns rows in no set
-order, and interactive and non-interactive sign-ins come in separate files that cover
-the same hours. Read in file order, such input would settle every sign-in early and
-print it again and again, and its alerts would fire on a clock running backwards.
+Replay settles a sign-in once event time has moved 10 minutes past the last time it
+was touched, so it needs its input roughly oldest first, as the stream is. Exports often
+are not: Graph and the Entra portal list newest first, Log Analytics returns rows in no
+set order, and interactive and non-interactive sign-ins come in separate files over the
+same hours. Read as they are, a newest-first export never moves event time forward:
+nothing settles before the end (every sign-in held in memory, no verdict early) and
+detection sees its clock run backwards; a second file over the same hours finds the
+first file's sign-ins settled, or already forgotten.
 
 So consecutive file inputs (not Event Hub bodies, which are stream batches already in
 stream order; not standard input, which may never end) are spooled to one temporary
@@ -34,7 +36,7 @@ class Spool:
     """Messages written to a temporary file as they are read, then handed back oldest first."""
 
     def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="bindwatch-spool-")
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="bindwatch-spool-")  # noqa: SIM115 (closed by close())
         self._times = array("d")
         self._offsets = array("q")
         self._sources: list[tuple[str, str | None]] = []  # (source, shape hint) of each run of messages

@@ -49,6 +49,9 @@ OPTIONAL_NOT_DEPLOYED = {
     "STATE_BLOB_SERVICE_URI",
     # The code's default ("bindwatch") is what the deployment wants.
     "STATE_TABLE_PREFIX",
+    # `python -m shared pull` only, on an admin's machine: the function app never calls Graph.
+    "GRAPH_URL",
+    "GRAPH_ACCESS_TOKEN",
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVaultUri\}secrets/\$\{\w+\}/\)$")

@@ -50,6 +50,13 @@ NOT_DECODED: Any = _NotDecoded()
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A message's document when its reader already knows it cannot be judged, and why (it is rejected so)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """`body` is always the original bytes (what a rejection keeps).
 

@@ -23,7 +23,7 @@ import orjson
 
 from . import log_analytics
 from .category import JUDGED_CATEGORIES, MISSING_CATEGORY, by_content, named
-from .message import NOT_DECODED, Message, Origin
+from .message import NOT_DECODED, Message, Origin, Unreadable
 from .rejection import Rejection
 
 __all__ = [
@@ -158,7 +158,9 @@ def read_message(message: Message, reading: Reading | None = None) -> Reading:
     lenient path on the plain JSON. A message its reader already decoded goes to the lenient path directly.
     """
     reading = reading if reading is not None else Reading()
-    if message.document is not NOT_DECODED:
+    if isinstance(message.document, Unreadable):
+        reading.rejections.append(Rejection(message.document.reason, message.origin, bytes(message.body)))
+    elif message.document is not NOT_DECODED:
         _read_document(message.document, message, reading)
     elif not _FAST_PATHS.get(message.shape, _read_fast)(message, reading):
         _read_lenient(message, reading)

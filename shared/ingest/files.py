@@ -28,7 +28,7 @@ from typing import IO
 import orjson
 
 from shared.core.log_analytics import MARKERS
-from shared.core.message import NOT_DECODED, Message, Origin
+from shared.core.message import NOT_DECODED, Message, Origin, Unreadable
 from shared.core.record import Shape, shape_of
 
 from .chunks import GZIP_MAGIC, Peek, as_utf8, file_chunks, inflated, lines
@@ -39,6 +39,13 @@ from .order import Spool
 MAX_LINE = 1 << 28  # a line (or one JSON value) longer than this is cut and rejected, not held
 CSV = "csv"
 LOG_ANALYTICS_CSV = "log-analytics-csv"
+ENTRA_CSV = "entra-portal-csv"
+ENTRA_CSV_REASON = (
+    "the Entra portal's CSV download is not read: it has no per-policy Conditional Access data; "
+    "download JSON instead (docs/inputs.md)"
+)
+CSV_ROW_REASON = "CSV row could not be read"
+_ENTRA_COLUMNS = frozenset({"Request ID", "Correlation ID"})
 FORMATS = ("auto", Shape.EVENT_HUB, Shape.ARCHIVE, Shape.GRAPH, Shape.GRAPH_PAGE, Shape.LOG_ANALYTICS, CSV)
 
 
@@ -163,7 +170,7 @@ def read_source(source: Source, input_format: str = "auto", stats: InputStats | 
     container, shape = sniff(text.head(0, line=True, limit=MAX_LINE), input_format)
     stats.container, stats.shape = container, shape
     if container == CSV:
-        yield from _csv_messages(text, source.name, stats)
+        yield from _csv_messages(text, source.name, stats, ENTRA_CSV_REASON if shape == ENTRA_CSV else None)
     elif container == "lines":
         yield from _line_messages(text, source.name, shape, stats)
     else:
@@ -173,7 +180,10 @@ def read_source(source: Source, input_format: str = "auto", stats: InputStats | 
 def sniff(head: bytes, input_format: str = "auto") -> tuple[str, str]:
     """(container, shape) from the first line: `lines`, `json` (arrays, pretty objects) or `csv`."""
     text = head.lstrip()
-    if input_format == CSV or (text[:1] not in (b"[", b"{") and _is_csv_header(text.split(b"\n", 1)[0])):
+    first = text.split(b"\n", 1)[0]
+    if text[:1] not in (b"[", b"{") and _ENTRA_COLUMNS <= _header_names(first):
+        return CSV, ENTRA_CSV
+    if input_format == CSV or (text[:1] not in (b"[", b"{") and _is_csv_header(first)):
         return CSV, LOG_ANALYTICS_CSV
     container, shape = _json_container(text)
     return container, shape if input_format == "auto" else input_format
@@ -192,8 +202,12 @@ def _json_container(text: bytes) -> tuple[str, str]:
         return "json", Shape.UNKNOWN  # pretty-printed
 
 
+def _header_names(line: bytes) -> set[str]:
+    return {cell.strip().strip('"').split(" [", 1)[0] for cell in line.decode("utf-8", "replace").split(",")}
+
+
 def _is_csv_header(line: bytes) -> bool:
-    names = {cell.strip().strip('"').split(" [", 1)[0] for cell in line.decode("utf-8", "replace").split(",")}
+    names = _header_names(line)
     return len(names) > 1 and bool(names & MARKERS)
 
 
@@ -212,10 +226,12 @@ def _json_messages(chunks: Iterable[bytes], name: str, forced: bool, stats: Inpu
         yield Message(item.raw, Origin(source=name, line=item.line), None, item.document)
 
 
-def _csv_messages(chunks: Iterable[bytes], name: str, stats: InputStats) -> Iterator[Message]:
+def _csv_messages(
+    chunks: Iterable[bytes], name: str, stats: InputStats, unreadable: str | None = None
+) -> Iterator[Message]:
     for number, raw, row in csv_rows(lines(chunks, MAX_LINE)):
         stats.messages += 1
-        document = row if row is not None else NOT_DECODED
+        document = row if row is not None and unreadable is None else Unreadable(unreadable or CSV_ROW_REASON)
         yield Message(raw, Origin(source=name, line=number), Shape.LOG_ANALYTICS, document)
 
 

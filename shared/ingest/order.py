@@ -26,9 +26,10 @@ from typing import IO, Any
 
 import orjson
 
-from shared.core.message import NOT_DECODED, Message, Origin
+from shared.core.message import NOT_DECODED, Message, Origin, Unreadable
 from shared.core.timestamp import parse_time
 
+_UNREADABLE = "\x00bindwatch-unreadable"  # a key no JSON export has: an Unreadable document in the spool
 _HEADER = struct.Struct("<IIqB")  # body length, document length, line (-1 for none), has document
 _CREATED = re.compile(rb'"createdDateTime"\s*:\s*"([^"\\]{1,64})"', re.IGNORECASE)
 _TIME_FIELDS = ("createdDateTime", "CreatedDateTime", "CreatedDateTime [UTC]", "time", "TimeGenerated")
@@ -49,6 +50,8 @@ class Spool:
     def add(self, message: Message) -> None:
         document = message.document
         encoded = b""
+        if isinstance(document, Unreadable):
+            document = {_UNREADABLE: document.reason}
         if document is not NOT_DECODED:
             try:
                 encoded = orjson.dumps(document)
@@ -80,6 +83,8 @@ class Spool:
         source, shape = self._sources[int.from_bytes(self._file.read(4), "little")]
         body = self._file.read(body_length)
         document = orjson.loads(self._file.read(document_length)) if has_document else NOT_DECODED
+        if isinstance(document, dict) and len(document) == 1 and _UNREADABLE in document:
+            document = Unreadable(document[_UNREADABLE])
         return Message(body, Origin(source=source, line=line if line >= 0 else None), shape, document)
 
     def close(self) -> None:

@@ -181,7 +181,7 @@ def sniff(head: bytes, input_format: str = "auto") -> tuple[str, str]:
     """(container, shape) from the first line: `lines`, `json` (arrays, pretty objects) or `csv`."""
     text = head.lstrip()
     first = text.split(b"\n", 1)[0]
-    if text[:1] not in (b"[", b"{") and _ENTRA_COLUMNS <= _header_names(first):
+    if text[:1] not in (b"[", b"{") and _header_names(first) >= _ENTRA_COLUMNS:
         return CSV, ENTRA_CSV
     if input_format == CSV or (text[:1] not in (b"[", b"{") and _is_csv_header(first)):
         return CSV, LOG_ANALYTICS_CSV

@@ -19,7 +19,7 @@ from werkzeug import Request, Response
 from shared.cli import pull
 from shared.core.timestamp import parse_time
 from shared.graph.pull import USER_SIGNINS
-from shared.settings import load_settings
+from shared.settings import ConfigurationError, load_settings
 from shared.synth.records import BASE_TIME
 from tests.ingest.test_shapes import judged
 from tests.support.shapes import corpus, graph_object, write
@@ -168,3 +168,22 @@ def test_another_file_is_never_overwritten(graph: Graph, tmp_path: Path, capsys:
     code, _ = run_pull(graph, out, [])
     assert code == 1 and out.read_text() == "precious\n"
     assert "exists and is not a pull in progress" in capsys.readouterr().err
+
+
+def test_graph_settings_are_validated_and_the_token_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPH_URL", "graph.microsoft.com")
+    with pytest.raises(ConfigurationError, match="setting GRAPH_URL:"):
+        load_settings()
+    monkeypatch.setenv("GRAPH_URL", "https://graph.microsoft.us")
+    monkeypatch.setenv("GRAPH_ACCESS_TOKEN", "eyTOPSECRET")
+    settings = load_settings()
+    assert settings.graph_url == "https://graph.microsoft.us" and "TOPSECRET" not in repr(settings)
+
+
+def test_bad_periods_stop_before_any_request(graph: Graph, tmp_path: Path) -> None:
+    settings = load_settings(GRAPH_URL=graph.server.url_for("/"), GRAPH_ACCESS_TOKEN=TOKEN)
+    for since, until in (("2026-03-10", "2026-03-09"), ("yesterday", "2026-03-09")):
+        args = argparse.Namespace(since=since, until=until, out=str(tmp_path / "x"), window_minutes=60)
+        with pytest.raises(ConfigurationError):
+            pull.run(args, settings, io.StringIO())
+    assert graph.requests == []

@@ -142,7 +142,9 @@ class GraphClient:
         headers = {
             "Authorization": f"Bearer {self.tokens.token(fresh)}",
             "Accept": "application/json",
-            "Prefer": "include-unknown-enum-members",  # report-only results are "unknown" enum members in Graph
+            # Without it, Graph answers newer members of evolvable enums (report-only policy results among them,
+            # as the signIn reference notes) as unknownFutureValue.
+            "Prefer": "include-unknown-enum-members",
         }
         try:
             return self.http.get(url, headers=headers)

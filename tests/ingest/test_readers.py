@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.core.message import NOT_DECODED, Message
-from shared.core.record import Reading, read_message
+from shared.core.message import NOT_DECODED, Message, Origin
+from shared.core.record import Reading, Shape, read_message
 from shared.core.request import judge
 from shared.core.timestamp import parse_time
 from shared.ingest.chunks import as_utf8, inflated, lines
 from shared.ingest.csv_rows import csv_rows
 from shared.ingest.files import Source, read_source
 from shared.ingest.json_stream import json_items
+from shared.ingest.order import in_time_order
 from tests.core.test_record import fields, json_values
 
 MANY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -224,3 +225,33 @@ def test_log_analytics_rows_of_any_content_are_accounted_for(rows: list[dict]) -
     assert len(reading.accepted) + sum(reading.skipped.values()) + len(reading.rejections) == len(rows)
     for accepted in reading.accepted:
         judge(accepted, 0.0)
+
+
+timed = st.tuples(
+    st.one_of(st.none(), st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1))),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+)
+
+
+@MANY
+@given(st.lists(timed, max_size=30))
+def test_the_spool_gives_back_every_message_oldest_first(items: list[tuple]) -> None:
+    """Decoded or not, with or without a time (or a number beyond 64 bits), every message comes back once."""
+    messages = []
+    for n, (at, decoded, big) in enumerate(items):
+        record = {"id": f"r{n}", "big": big}
+        if at is not None:
+            record["createdDateTime"] = at.isoformat() + "Z"
+        body = json.dumps(record).encode()
+        document = record if decoded else NOT_DECODED
+        messages.append(Message(body, Origin(source=f"s{n % 3}", line=n), Shape.GRAPH, document))
+    back = list(in_time_order(messages))
+    assert sorted(m.body for m in back) == sorted(m.body for m in messages)
+    times = [parse_time(json.loads(m.body).get("createdDateTime")) or float("-inf") for m in back]
+    assert times == sorted(times)
+    by_body = {m.body: m for m in messages}
+    for message in back:
+        original = by_body[message.body]
+        assert (message.origin, message.shape) == (original.origin, original.shape)
+        assert message.document in (original.document, NOT_DECODED)  # a huge number is decoded again later

@@ -8,6 +8,7 @@ so the store is never left half-updated. A second Ctrl-C stops at once.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
@@ -26,11 +27,13 @@ class Interrupt:
         self._previous: Any = None
 
     def __enter__(self) -> Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():  # only the main thread may handle signals
+            self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:

@@ -125,8 +125,11 @@ def input_section(f: dict[str, Any]) -> str:
         ),
         numeric=frozenset({2}),
     )
-    counts = _table(
-        ("Not judged", "Why", "Records"),
+    more = len(section["inputs"]) - _ROWS
+    if more > 0:
+        inputs += f"<p class='muted'>and {more:,} more inputs (the JSON output lists them all).</p>"
+    counts = "<h3>Not judged</h3>" + _table(
+        ("Kind", "Why", "Records"),
         [("skipped", _e(name), _n(n)) for name, n in section["skipped_by_category"].items()]
         + [("rejected", _e(reason), _n(n)) for reason, n in section["rejected_by_reason"].items()],
         numeric=frozenset({2}),

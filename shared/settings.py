@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         "https://events.pagerduty.com/v2/enqueue", alias="ALERT_PAGERDUTY_URL", pattern=r"^https?://"
     )
 
+    # --- Microsoft Graph (`python -m shared pull`) ---
+    graph_url: str = Field("https://graph.microsoft.com", alias="GRAPH_URL", pattern=r"^https?://[^?#]+$")
+    graph_access_token: SecretStr | None = Field(None, alias="GRAPH_ACCESS_TOKEN")
+
     # --- Links for people ---
     public_url: str | None = Field(None, alias="BINDWATCH_PUBLIC_URL", pattern=r"^https?://")
 

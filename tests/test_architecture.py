@@ -22,8 +22,8 @@ OWNERS = {
     "azure.data.tables": "storage",
     "azure.storage.blob": "storage",
     "azure.eventhub": "eventhub",
-    "azure.identity": ("storage", "eventhub"),
-    "httpx": "notify",
+    "azure.identity": ("storage", "eventhub", "graph"),
+    "httpx": ("notify", "graph"),
 }
 
 

@@ -9,7 +9,7 @@ same functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.core.alert import Notification
@@ -17,6 +17,8 @@ from shared.core.clock import Clock
 from shared.detect.detector import Detector
 from shared.detect.rules import RulesFile, load_rules
 from shared.detect.state import DetectionStore, MemoryDetectionStore
+from shared.graph.client import GraphClient, open_graph
+from shared.ingest.files import Source
 from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
 from shared.ingest.store import SignInStore
@@ -25,6 +27,7 @@ from shared.notify.outbox import MemoryOutbox, Outbox
 from shared.notify.registry import configured, notifiers_from_settings
 from shared.settings import Settings
 from shared.storage.account import blob_service, table_service
+from shared.storage.archive_blob import archive_sources as _archive_sources
 from shared.storage.deadletter_blob import BlobDeadLetter
 from shared.storage.detection_table import TableDetectionStore
 from shared.storage.outbox_table import TableOutbox
@@ -117,6 +120,17 @@ def report_pipeline(settle_seconds: float) -> tuple[Pipeline, Readiness]:
     """The report's pipeline: judging and settling only, with the readiness figures as its observer."""
     readiness = Readiness()
     return Pipeline(MemoryStore(), settle_seconds, observers=[readiness]), readiness
+
+
+def archive_sources(settings: Settings, url: str) -> Iterator[Source]:
+    """The blobs of a diagnostic setting's storage archive (`--from-storage`), as replay and report inputs."""
+    return _archive_sources(settings, url)
+
+
+def graph_client(settings: Settings, sleep: Callable[[float], None] | None = None) -> GraphClient:
+    """Graph for `pull`: GRAPH_ACCESS_TOKEN when set (scripts), else the caller's identity (DefaultAzureCredential)."""
+    token = settings.graph_access_token.get_secret_value() if settings.graph_access_token is not None else None
+    return open_graph(settings.graph_url, token, sleep)
 
 
 def _handoff(sender: Delivery | None) -> Handoff | None:

@@ -13,7 +13,7 @@ from azure.core.exceptions import AzureError
 from shared.ingest.files import InputError
 from shared.settings import ConfigurationError, Settings, load_settings
 
-from . import eventhub, replay, report, verdicts
+from . import eventhub, pull, replay, report, verdicts
 from .paths import OutputPathError
 
 Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(commands)
     verdicts.add_parser(commands)
     report.add_parser(commands)
+    pull.add_parser(commands)
     eventhub.add_send_parser(commands)
     eventhub.add_consume_parser(commands)
     for command in commands.choices.values():
@@ -46,6 +47,7 @@ COMMANDS: dict[str, Command] = {
     "replay": replay.run,
     "verdicts": verdicts.run,
     "report": report.run,
+    "pull": pull.run,
     "send": lambda args, settings, out: eventhub.run_send(args, settings),
     "consume": lambda args, settings, out: eventhub.run_consume(args, settings),
 }
@@ -61,6 +63,9 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     except (ConfigurationError, InputError, OutputPathError) as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bindwatch: interrupted", file=sys.stderr)
+        return 130
     except AzureError as error:
         # The type and status only: SDK messages can carry account URLs.
         status = getattr(error, "status_code", None)

@@ -11,20 +11,26 @@ from typing import IO, Any
 
 from shared.app import compose
 from shared.core.rejection import rejection_line
-from shared.ingest.files import check_paths, messages_from
 from shared.ingest.pipeline import Outcome
 from shared.ingest.replay import Replay
 from shared.notify.delivery import Delivery
 from shared.settings import ConfigurationError, Settings
 
+from . import inputs
+from .interrupt import Interrupt
 from .output import TABLE_HEADER, dumps, row, summary_text
 from .paths import check_output
 from .progress import Progress
 
+SHOWN_REJECTIONS = 100  # named one by one on standard error; the rest are counted (and kept by --rejected)
+
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
-    parser = commands.add_parser("replay", help="judge message files offline, as the function would")
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="JSON-lines file, one-body file, directory or -")
+    parser = commands.add_parser("replay", help="judge sign-in log files offline, as the function would")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="a file of any supported shape (gzip too), a directory, or - (stdin)"
+    )
+    inputs.add_arguments(parser)
     parser.add_argument("--format", choices=["jsonl", "table"], default="table")
     parser.add_argument(
         "--store", choices=["memory", "table"], default="memory", help="where sign-ins are kept (table: Table Storage)"
@@ -54,28 +60,32 @@ def settle_seconds(args: argparse.Namespace, settings: Settings) -> float:
 
 
 def run(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
-    """Judge files through the function's pipeline; deliver alerts to the configured destinations, bounded."""
-    paths = check_paths(args.paths)
+    """Judge the inputs through the function's pipeline; deliver alerts to the configured destinations, bounded."""
     check_output(args.rejected, "--rejected")
     settle = settle_seconds(args, settings)
     sender = compose.replay_delivery(settings)
     pipeline = compose.replay_pipeline(settings, compose.signin_store(settings, args.store), settle, sender)
     replay = Replay(pipeline, batch_size=args.batch)
+    messages = inputs.messages(args, settings, replay)
     started = time.monotonic()
     progress = Progress("replayed", enabled=False if args.quiet else None)
     with contextlib.ExitStack() as stack:
         rejected = stack.enter_context(open(args.rejected, "w", encoding="utf-8")) if args.rejected else None
-        outcomes = _counted(replay.run(messages_from(paths)), replay, progress)
+        interrupt = stack.enter_context(Interrupt())
+        outcomes = _counted(replay.run(interrupt.guard(messages)), replay, progress)
         _print_outcomes(outcomes, args.format, out, rejected, sender)
     progress.finish(replay.tally.records)
     summary = replay.summary()
     delivered = _drain(sender, args.deliver_timeout, summary)
     print(summary_text(summary) if args.format == "table" else dumps(summary), file=out)
+    if args.format == "table" and (summary["rejected"] or not summary["records"]):
+        print("\n".join(inputs.input_lines(replay.input_section())), file=out)
     if not args.quiet:
         print(
             f"bindwatch: replayed {summary['records']} records in {time.monotonic() - started:.1f} s", file=sys.stderr
         )
-    return 0 if delivered else 1
+    code = inputs.exit_code(replay, interrupt.requested)
+    return code if code or delivered else 1
 
 
 def _counted(outcomes: Iterable[Outcome], replay: Replay, progress: Progress) -> Iterable[Outcome]:
@@ -90,13 +100,22 @@ def _print_outcomes(
     table = fmt == "table"
     if table:
         print(TABLE_HEADER, file=out)
+    shown = 0
     for outcome in outcomes:
         for rejection in outcome.dead_letters:
-            print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
+            shown += 1
+            if shown <= SHOWN_REJECTIONS:
+                print(f"bindwatch: {rejection.describe()}", file=sys.stderr)
+            elif shown == SHOWN_REJECTIONS + 1:
+                print(
+                    "bindwatch: further rejections are counted in the summary (and kept by --rejected)", file=sys.stderr
+                )
             if rejected:
                 rejected.write(dumps(rejection_line(rejection)) + "\n")
         for line in outcome.lines:
             print(row(line) if table else dumps(line), file=out)
+        if outcome.finals or outcome.observed:
+            out.flush()  # verdicts reach a pipe as sign-ins settle, not when a buffer fills
         if sender is not None:
             sender.flush()
 

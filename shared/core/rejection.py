@@ -36,7 +36,7 @@ def rejection_line(rejection: Rejection) -> dict[str, Any]:
     origin = rejection.origin
     record: dict[str, Any] = {
         "reason": rejection.reason,
-        "source": origin.source,
+        "source": origin.place,
         "partition": origin.partition,
         "offset": origin.offset,
         "sequence_number": origin.sequence_number,

@@ -81,7 +81,7 @@ def _when(stamp: str | None) -> str:
 
 def render(figures: dict[str, Any], title: str = "Token Protection readiness", users_csv: str | None = None) -> str:
     """The whole page; `users_csv` names the CSV of every user who would break, written beside the page."""
-    sections = (_header, _evidence, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _causes)
+    sections = (_header, input_section, _evidence, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _causes)
     body = "".join(section(figures) for section in sections) + _users(figures, users_csv)
     body += "".join(section(figures) for section in (_expected, _footer))
     return (
@@ -115,6 +115,47 @@ def _evidence(f: dict[str, Any]) -> str:
         "<div class='warn-box' id='too-short'><b>Too short to decide.</b> These logs cover "
         f"{_e(span)}. Before enforcing, read {_e(evidence['why'])}. Until then these figures are a sample, not a "
         f"verdict. A user counts as ready only with {_e(evidence['user_rule'])}.</div>"
+    )
+
+
+def input_section(f: dict[str, Any]) -> str:
+    """What was read and what could not be: each input's shape, records judged, skipped and rejected by reason.
+
+    Shown first when most of the input was rejected (with the shapes bindwatch reads); otherwise a short line.
+    """
+    section = f.get("input")
+    if not section:
+        return ""
+    inputs = _table(
+        ("Input", "Shape", "Items"),
+        (
+            (_e(i["name"]), _e(i["shape"] + (", gzip" if i["gzip"] else "")), _n(i["messages"]))
+            for i in section["inputs"][:_ROWS]
+        ),
+        numeric=frozenset({2}),
+    )
+    more = len(section["inputs"]) - _ROWS
+    if more > 0:
+        inputs += f"<p class='muted'>and {more:,} more inputs (the JSON output lists them all).</p>"
+    counts = "<h3>Not judged</h3>" + _table(
+        ("Kind", "Why", "Records"),
+        [("skipped", _e(name), _n(n)) for name, n in section["skipped_by_category"].items()]
+        + [("rejected", _e(reason), _n(n)) for reason, n in section["rejected_by_reason"].items()],
+        numeric=frozenset({2}),
+    )
+    warning = ""
+    if section["expected_shapes"]:
+        shapes = "".join(f"<li>{_e(shape)}</li>" for shape in section["expected_shapes"])
+        warning = (
+            "<div class='hint'><h3>Most of the input could not be read</h3><p>bindwatch reads:</p>"
+            f"<ul>{shapes}</ul><p>--input-format forces a shape; docs/inputs.md shows each.</p></div>"
+        )
+    return (
+        "<h2>Input<span class='unit'>what was read, and what could not be judged</span></h2>"
+        f"{warning}<p>{_n(section['records'])} records judged ({_n(section['duplicates'])} duplicate copies), "
+        f"{_n(section['skipped'])} skipped (other categories), {_n(section['rejected'])} rejected.</p>"
+        + inputs
+        + (counts if section["skipped"] or section["rejected"] else "")
     )
 
 

@@ -569,7 +569,7 @@ def test_consume_reports_through_the_host_reporter(caplog: pytest.LogCaptureFixt
     assert [e["event"] for e in events] == ["batch", "rejected"]
     assert events[1] == {
         "event": "rejected",
-        "reason": "message has no 'records' list",
+        "reason": "message has no 'records' list and is not one sign-in record",
         "partition": "0",
         "offset": "4096",
         "sequence_number": 1,

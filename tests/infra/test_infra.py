@@ -57,6 +57,9 @@ OPTIONAL_NOT_DEPLOYED = {
     "WEBSITE_AUTH_ENABLED",
     # The default (300 s) fits host.json's functionTimeout (10 min); raise both together if ever needed.
     "INVOCATION_BUDGET_SECONDS",
+    # `python -m shared pull` only, on an admin's machine: the function app never calls Graph.
+    "GRAPH_URL",
+    "GRAPH_ACCESS_TOKEN",
 }
 
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVaultUri\}secrets/\$\{\w+\}/\)$")

@@ -92,7 +92,7 @@ def test_table_format_is_for_people() -> None:
     ("args", "message"),
     [
         (["replay", "no/such/file.jsonl"], "no such file or directory: no/such/file.jsonl"),
-        (["replay"], "the following arguments are required"),
+        (["replay"], "give at least one PATH ('-' for standard input) or --from-storage URL"),
         (["replay", "samples", "--format", "xml"], "invalid choice"),
         (["replay", "samples", "--batch", "0"], "must be at least 1"),
     ],

@@ -113,10 +113,14 @@ def test_lookup_of_an_open_signin_says_so() -> None:
 def test_lookup_of_every_sample_signin_agrees_with_replay() -> None:
     details = MemoryDetails()
     run = Replay(Pipeline(MemoryStore(), 600.0, observers=[details]))
-    for _ in run.run(messages_from([str(SAMPLES)])):
-        pass
-    assert run.last_verdicts
-    for correlation_id, verdict in run.last_verdicts.items():
+    last_verdicts = {
+        line["correlation_id"]: line["verdict"]
+        for outcome in run.run(messages_from([str(SAMPLES)]))
+        for line in outcome.lines
+        if line["type"] == "verdict"
+    }
+    assert last_verdicts
+    for correlation_id, verdict in last_verdicts.items():
         response = get(correlation_id, details)
         assert response.status_code == 200, correlation_id
         assert json_of(response)["verdict"] == verdict

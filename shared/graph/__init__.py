@@ -1,0 +1,1 @@
+"""Microsoft Graph at the edge: the sign-in logs pulled page by page (`python -m shared pull`)."""

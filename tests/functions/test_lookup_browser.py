@@ -45,9 +45,13 @@ HOSTILE = "<img src=x onerror=console.error('xss')><script>console.error('xss')<
 def samples_store() -> tuple[MemoryDetails, list[str]]:
     details = MemoryDetails()
     replay = Replay(Pipeline(MemoryStore(), 600.0, observers=[details]))
-    for _ in replay.run(messages_from([str(ROOT / "samples")])):
-        pass
-    unbound = [cid for cid, verdict in replay.last_verdicts.items() if verdict == "unbound"]
+    last_verdicts = {
+        line["correlation_id"]: line["verdict"]
+        for outcome in replay.run(messages_from([str(ROOT / "samples")]))
+        for line in outcome.lines
+        if line["type"] == "verdict"
+    }
+    unbound = [cid for cid, verdict in last_verdicts.items() if verdict == "unbound"]
     return details, unbound
 
 

@@ -50,7 +50,9 @@ def split_text(text: str, units: int) -> list[str]:
     while start < len(text):
         end = min(start + units, len(text))
         while (excess := utf16_units(text[start:end]) - units) > 0:
-            end -= excess  # dropping k characters drops at least k units
+            # A character is 1 or 2 units: dropping ceil(excess / 2) drops enough or comes close, and never all of
+            # the piece (dropping `excess` could: a piece of astral characters then emptied, and looped forever).
+            end -= (excess + 1) // 2
         parts.append(text[start:end])
         start = end
     return parts or [""]

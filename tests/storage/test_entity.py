@@ -23,3 +23,9 @@ def test_pieces_fit_and_join_back(text: str, units: int) -> None:
     assert "".join(parts) == text
     assert all(utf16_units(part) <= units for part in parts)
     assert all(part for part in parts) or text == ""
+
+
+def test_a_piece_of_astral_characters_is_never_emptied() -> None:
+    """Cutting a piece of emoji by its whole excess emptied it, and the split looped forever (seen with units=3)."""
+    assert split_text("😀" * 10, 3) == ["😀"] * 10
+    assert split_text("😀" * 9 + "a", 5) == ["😀😀", "😀😀", "😀😀", "😀😀", "😀a"]

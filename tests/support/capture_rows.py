@@ -2,18 +2,21 @@
 
 Run from the repository root, BEFORE a change to a stored format, so the old format stays in the tests for good:
 
-    .venv/bin/python -m tests.support.capture_rows tests/storage/fixtures/schema1
+    .venv/bin/python -m tests.support.capture_rows tests/storage/fixtures/schema1 [COMMIT]
 
 It starts Azurite, drives synthetic sign-ins through the real pipeline on the Table store (some settled, some
 open, one reopened by a late request, report rows not yet acknowledged), writes outbox entries in each state and
 a circuit breaker through `TableOutbox`, and dead letters through `BlobDeadLetter`. Then it saves every row
 exactly as the Table service returns it (OData JSON, type annotations kept, server-made `odata.etag` and
-`Timestamp` left out) and the dead-letter blob's lines as they are. `tests/storage/test_schema.py` writes the rows
-back into a fresh Azurite and reads them with the current code.
+`Timestamp` left out) and the dead-letter blob's lines as they are, and in `answers.json` what that same code
+reads from them (every sign-in, its details, the clock, the outbox, the breaker, what a settle and retention then
+do, and the rejections the dead letters keep). `tests/storage/test_schema.py` writes the rows back into a fresh
+Azurite and holds the current code's reading to those answers.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -27,6 +30,8 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.core.alert import Notification
 from shared.core.message import Message, Origin
+from shared.core.rejection import Rejection
+from shared.core.verdict import verdict_line
 from shared.ingest.deadletter import as_rejections
 from shared.ingest.pipeline import Pipeline, judge_all
 from shared.notify.breaker import BreakerState
@@ -111,7 +116,48 @@ def write_outbox(connection: str) -> None:
     outbox.save_breaker("webhook", BreakerState(failures=5, open_until=at + 150, opened=1))
 
 
-def write_dead_letters(connection: str) -> list[str]:
+def rejection_answer(rejection: Rejection) -> dict[str, Any]:
+    origin = rejection.origin
+    return {
+        "reason": rejection.reason,
+        "origin": [origin.source, origin.partition, origin.offset, origin.sequence_number, origin.enqueued_time],
+        "raw_base64": base64.b64encode(rejection.raw).decode(),
+        "index": rejection.index,
+    }
+
+
+def entry_answer(entry: Entry) -> dict[str, Any]:
+    fields = ("destination", "created", "next_at", "state", "attempts", "done", "lease_until", "http_status")
+    return {**{name: getattr(entry, name) for name in fields}, "answer": entry.answer, "updated": entry.updated,
+            "notification": entry.notification.to_dict()}  # fmt: skip
+
+
+def read_answers(connection: str) -> dict[str, Any]:
+    """What the code reads from the rows as they stand, then what a settle and retention do with them."""
+    service = TableServiceClient.from_connection_string(connection)
+    store = TableStore(service, prefix=PREFIX).ensure()
+    signins = sorted((verdict_line(s) for s in store.signins()), key=lambda line: line["correlation_id"])
+    details = {line["correlation_id"]: store.details(line["correlation_id"]) for line in signins}
+    clock = store.load_clock()
+    outbox = TableOutbox(service, PREFIX)
+    entries = sorted((entry_answer(e) for e in outbox.entries()), key=lambda e: e["destination"])
+    due = sorted(e.id for e in outbox.due(BASE_TIME.timestamp() + 86400))
+    breaker = outbox.load_breaker("webhook")
+    settled = TableStore(service, prefix=PREFIX).ensure().settle(float("inf"), orphan_age=0.0)
+    expired = TableStore(service, prefix=PREFIX).ensure().expire(float("inf"))
+    return {
+        "signins": signins,
+        "details": details,
+        "clock": None if clock is None else [clock.watermark, clock.wall],
+        "outbox": entries,
+        "due": due,
+        "breaker": [breaker.failures, breaker.open_until, breaker.opened],
+        "settled": sorted((verdict_line(s) for s in settled), key=lambda line: line["correlation_id"]),
+        "expired": expired,
+    }
+
+
+def write_dead_letters(connection: str) -> tuple[list[str], list[Rejection]]:
     """What samples/04-broken.jsonl gets rejected for, and a batch given up after its last retry."""
     lines = (ROOT / "samples" / "04-broken.jsonl").read_bytes().splitlines()
     broken = [
@@ -122,7 +168,7 @@ def write_dead_letters(connection: str) -> list[str]:
     container = BlobServiceClient.from_connection_string(connection).get_container_client("capture-rejected")
     name = BlobDeadLetter(container).write(rejections)
     assert name is not None
-    return container.download_blob(name).readall().decode("utf-8").splitlines()
+    return container.download_blob(name).readall().decode("utf-8").splitlines(), rejections
 
 
 def commit() -> str:
@@ -132,22 +178,24 @@ def commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def main(out: Path) -> None:
+def main(out: Path, label: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     server = azurite.start()
     try:
         connection = server.connection_string
         write_signins(connection)
         write_outbox(connection)
-        dead = write_dead_letters(connection)
-        made = {"commit": commit(), "by": "python -m tests.support.capture_rows"}
+        dead, rejections = write_dead_letters(connection)
+        made = {"commit": label or commit(), "by": "python -m tests.support.capture_rows"}
         for table in ("signins", "outbox", "circuit"):
             rows = raw_rows(connection, PREFIX + table)
             (out / f"{table}.json").write_text(json.dumps({**made, "rows": rows}, indent=1, ensure_ascii=False) + "\n")
         (out / "deadletters.jsonl").write_text("\n".join(dead) + "\n")
+        answers = {**made, **read_answers(connection), "dead_letters": [rejection_answer(r) for r in rejections]}
+        (out / "answers.json").write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n")
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)  # the commit, when run outside a clone

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-deps
 NODE_STAMP := node_modules/.stamp-deps
 
-.PHONY: demo test test-pure lint format bench samples clean infra-check card report-png package
+.PHONY: demo test test-pure lint format bench samples clean infra-check card report-png package bench-storage
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ samples: $(STAMP)
 # Speed and cost against the limit (decoding the JSON at all), measured side by side in one run.
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m bench.bench
+
+# What retention keeps per sign-in, sized as Table Storage bills it (docs/deploy.md "What it costs").
+bench-storage: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.storage_size
 
 # Regenerate the pictures README shows.
 card: $(STAMP) $(NODE_STAMP) $(CHROMIUM)

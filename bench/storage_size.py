@@ -59,7 +59,7 @@ def billed_size(row: dict[str, Any]) -> int:
     """One entity's billed size (the Timestamp is in the 4 bytes of overhead)."""
     size = 4 + 2 * (utf16_units(row["PartitionKey"]) + utf16_units(row["RowKey"]))
     for name, value in row.items():
-        if name in ("PartitionKey", "RowKey") or "@odata" in name or name.startswith("odata."):
+        if name in ("PartitionKey", "RowKey", "Timestamp") or "@odata" in name or name.startswith("odata."):
             continue
         size += 8 + 2 * utf16_units(name) + value_size(value, row.get(f"{name}@odata.type"))
     return size

@@ -43,6 +43,10 @@ DECOYS = (
     "local.settings.json",
     "signing.pem",
     "app.zip",
+    "report.html",  # what README's own commands write in this folder
+    "report.json",
+    "report.would-break.csv",
+    "verdicts.jsonl",
     ".import_linter_cache/x.json",
     "shared/__pycache__/x.cpython-311.pyc",
 )
@@ -89,7 +93,7 @@ def test_make_package_leaves_every_secret_bearing_file_out(tmp_path: Path) -> No
     assert not any(b"example.invalid/secret" in content for content in shipped.values())  # nor under another name
 
 
-@pytest.mark.parametrize("pattern", [".azure/", ".env*", "local.settings.json", "*.zip"])
+@pytest.mark.parametrize("pattern", [".azure/", ".env*", "local.settings.json", "*.zip", "*.html"])
 def test_a_secret_bearing_file_that_funcignore_lets_through_stops_the_build(tmp_path: Path, pattern: str) -> None:
     """Take one pattern out of .funcignore and the package is refused, naming what would have shipped."""
     copy = project_copy(tmp_path)

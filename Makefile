@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-deps
 NODE_STAMP := node_modules/.stamp-deps
 
-.PHONY: demo test test-pure lint format bench samples clean infra-check card report-png
+.PHONY: demo test test-pure lint format bench samples clean infra-check card report-png package bench-storage
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,12 +47,21 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The deployment zip: the project less .funcignore, refused if it would hold anything the app does not need
+# (docs/deploy.md; azd runs the same check before it packs: azure.yaml's prepackage hook).
+package: $(STAMP)
+	$(PY) -m scripts.package app.zip
+
 samples: $(STAMP)
 	$(PY) -m scripts.make_samples
 
 # Speed and cost against the limit (decoding the JSON at all), measured side by side in one run.
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m bench.bench
+
+# What retention keeps per sign-in, sized as Table Storage bills it (docs/deploy.md "What it costs").
+bench-storage: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.storage_size
 
 # Regenerate the pictures README shows.
 card: $(STAMP) $(NODE_STAMP) $(CHROMIUM)

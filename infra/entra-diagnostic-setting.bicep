@@ -18,8 +18,10 @@ param eventHubName string = 'insights-logs-signinlogs'
 param settingName string = 'bindwatch-signin-logs'
 
 // The 2017-04-01 type lists only AuditLogs and SignInLogs; Entra accepts NonInteractiveUserSignInLogs too
-// (the Bicep CLI may warn about the value; it deploys). Service-principal and managed-identity sign-ins are
-// off: bindwatch does not use them and they can be 5-10x the volume.
+// (the Bicep CLI may warn about the value; it deploys). AuditLogs (~2 KB an event, far fewer than sign-ins) carry
+// the Conditional Access policy changes bindwatch reads to explain a spike; until it reads them they are counted
+// as skipped. Service-principal and managed-identity sign-ins are off: bindwatch does not use them and they can
+// be 5-10x the volume.
 resource signInLogsToEventHub 'microsoft.aadiam/diagnosticSettings@2017-04-01' = {
   name: settingName
   properties: {
@@ -32,6 +34,10 @@ resource signInLogsToEventHub 'microsoft.aadiam/diagnosticSettings@2017-04-01' =
       }
       {
         category: 'NonInteractiveUserSignInLogs'
+        enabled: true
+      }
+      {
+        category: 'AuditLogs'
         enabled: true
       }
     ]

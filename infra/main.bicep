@@ -14,8 +14,11 @@ param environmentName string
 @description('Region for all resources (azd: AZURE_LOCATION). Must offer Flex Consumption.')
 param location string
 
-@description('Object ID of the deploying user/principal (azd: AZURE_PRINCIPAL_ID). Gets Azure Event Hubs Data Sender on the hub for the smoke test; empty = no assignment.')
+@description('Object ID of the deploying user/principal (azd: AZURE_PRINCIPAL_ID): who gets Azure Event Hubs Data Sender on the hub while smokeTestSender is true.')
 param principalId string = ''
+
+@description('Grant principalId Azure Event Hubs Data Sender on the hub, for the smoke test only (azd: SMOKE_TEST_SENDER). Off by default: a standing send right lets crafted records into the hub. Turning it off again does not remove the assignment: delete it as docs/deploy.md says.')
+param smokeTestSender bool = false
 
 @allowed([
   'User'
@@ -97,6 +100,8 @@ param maximumInstanceCount int = 40
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 30
+@description('Log reads of the storage account (StorageRead) as well as writes and deletes: most of the storage log volume.')
+param storageReadLogs bool = true
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -178,6 +183,19 @@ module keyVault 'app/keyvault.bicep' = {
   }
 }
 
+// Key Vault, Event Hubs and storage logs to the workspace (who read a secret, SAS rule changes, state writes).
+module diagnostics 'app/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    workspaceId: monitoring.outputs.logAnalyticsId
+    keyVaultName: keyVault.outputs.name
+    eventHubNamespaceName: eventHubs.outputs.namespaceName
+    storageAccountName: storage.outputs.name
+    storageReadLogs: storageReadLogs
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -190,6 +208,7 @@ module rbac 'app/rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     principalId: principalId
     principalType: principalType
+    smokeTestSender: smokeTestSender
   }
 }
 
@@ -249,6 +268,8 @@ output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output EVENTHUB_NAMESPACE string = eventHubs.outputs.namespaceName
 output EVENTHUB_FULLY_QUALIFIED_NAMESPACE string = eventHubs.outputs.fullyQualifiedNamespace
 output SIGNIN_EVENTHUB_NAME string = eventHubs.outputs.eventHubName
+// The scope of the smoke test's Data Sender role, to delete the assignment afterwards (a resource ID, not a key).
+output SIGNIN_EVENTHUB_ID string = eventHubs.outputs.eventHubId
 // Input for infra/entra-diagnostic-setting.bicep (a resource ID, not a key).
 output EVENTHUB_AUTHORIZATION_RULE_ID string = eventHubs.outputs.authorizationRuleId
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name

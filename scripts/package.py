@@ -1,11 +1,15 @@
-"""Build the deployment zip of the function app: the project folder less what `.funcignore` leaves out.
+"""Build the deployment zip of the function app (`make package`): the project folder less what `.funcignore` leaves
+out, and refuse it if it would hold anything the app does not need.
 
-azd and `func azure functionapp publish` read `.funcignore` the same way; this is the zip that
-docs/deploy.md step 1b uploads with `az functionapp deployment source config-zip`, and the one
-tests/test_package.py unpacks and imports. It always holds `rules.toml`: without it the app does
-not start (RULES_FILE defaults to the shipped file).
+azd reads `.funcignore` (gitignore syntax) to zip the same folder; this command reads it the same way, and the
+azd `prepackage` hook in azure.yaml runs `--check` so azd stops before uploading a package this command would
+refuse. What the app needs is `function_app.py`, `host.json`, `requirements.txt`, `rules.toml` (without it the app
+does not start: RULES_FILE defaults to the shipped file) and the Python modules of `shared/`. Anything else that
+`.funcignore` lets through (`.azure/<env>/.env` with azd's copies of the destination secrets, a `.env`,
+`local.settings.json`, caches, docs) stops the build, naming the file. tests/test_package.py unpacks the zip alone
+and imports it, and plants such files in a copy of the project to see them refused or left out.
 
-Run from the repository root: `.venv/bin/python -m scripts.package app.zip`.
+Run from the repository root: `make package` (writes app.zip), or `.venv/bin/python -m scripts.package --check`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("function_app.py", "host.json", "requirements.txt", "rules.toml", "shared/__init__.py")
+TOP_LEVEL = frozenset(REQUIRED[:4])
+
+
+class Refused(SystemExit):
+    """The package would miss what the app needs, or hold what it does not: the message names every file."""
+
+    def __init__(self, message: str, missing: list[str] | None = None, extra: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing or []
+        self.extra = extra or []
 
 
 def ignore_patterns(root: Path) -> list[str]:
     lines = (root / ".funcignore").read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    negated = [p for p in patterns if p.startswith("!")]
+    if negated:  # azd honours them, this reader would not: the two must never disagree about what ships
+        raise Refused(f".funcignore: negated patterns are not supported here: {', '.join(negated)}")
+    return patterns
 
 
 def ignored(relative: str, is_dir: bool, patterns: list[str]) -> bool:
@@ -39,8 +57,14 @@ def ignored(relative: str, is_dir: bool, patterns: list[str]) -> bool:
     return False
 
 
+def needed(relative: str) -> bool:
+    """What the app imports or reads at run time, and nothing else."""
+    return relative in TOP_LEVEL or (relative.startswith("shared/") and relative.endswith(".py"))
+
+
 def package_files(root: Path = ROOT) -> list[str]:
-    """Every file the package holds, as paths relative to `root`, in a stable order."""
+    """Every file the package holds, as paths relative to `root`, in a stable order; Refused when one is missing
+    or one is not needed."""
     patterns = ignore_patterns(root)
     found: list[str] = []
 
@@ -56,8 +80,17 @@ def package_files(root: Path = ROOT) -> list[str]:
 
     walk(root)
     missing = [name for name in REQUIRED if name not in found]
+    extra = [name for name in found if not needed(name)]
+    problems = []
     if missing:
-        raise SystemExit(f"the package would miss {', '.join(missing)}: check .funcignore")
+        problems.append(f"the package would miss {', '.join(missing)}: check .funcignore")
+    if extra:
+        problems.append(
+            f"the package would hold {', '.join(extra)}, which the app does not need (secrets in .env or .azure/ "
+            "must never ship): add them to .funcignore, or delete them"
+        )
+    if problems:
+        raise Refused("; ".join(problems), missing, extra)
     return found
 
 
@@ -71,10 +104,15 @@ def build(out: Path, root: Path = ROOT) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="the zip to write, e.g. app.zip")
+    parser.add_argument("out", type=Path, nargs="?", default=Path("app.zip"), help="the zip to write (app.zip)")
+    parser.add_argument("--check", action="store_true", help="only check the file set (the azd prepackage hook)")
     args = parser.parse_args(argv)
+    if args.check:
+        files = package_files()
+        print(f"package ok: {len(files)} files, nothing the app does not need", file=sys.stderr)
+        return 0
     files = build(args.out)
-    print(f"wrote {args.out}: {len(files)} files (rules.toml included)", file=sys.stderr)
+    print(f"wrote {args.out}: {len(files)} files (rules.toml included, nothing the app does not need)", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The deployed file set starts: the zip docs/deploy.md builds (respecting .funcignore), unpacked alone, imports.
+"""The deployed file set: the zip `make package` builds (respecting .funcignore, as azd does) holds what the app needs
+and nothing else, no secret-bearing file can ship, and unpacked alone it imports.
 
 The import runs in a fresh interpreter whose path holds the unpacked package and the installed
 requirements only (what the platform's remote build gives it), never this repository.
@@ -7,12 +8,15 @@ requirements only (what the platform's remote build gives it), never this reposi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from scripts.package import build, ignored, package_files
+import pytest
+
+from scripts.package import Refused, build, ignored, needed, package_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,14 +31,100 @@ print(" ".join(names))
 """
 
 
+# Files a deployer's folder holds that must never ship: azd's environment (the destination secrets in plain text),
+# dotenv files, the Functions local settings, keys, and leftovers of the tools.
+DECOYS = (
+    ".azure/prod/.env",
+    ".azure/prod/config.json",
+    ".azure/config.json",
+    ".env",
+    ".env.local",
+    "shared/.env",
+    "local.settings.json",
+    "signing.pem",
+    "app.zip",
+    "report.html",  # what README's own commands write in this folder
+    "report.json",
+    "report.would-break.csv",
+    "verdicts.jsonl",
+    ".import_linter_cache/x.json",
+    "shared/__pycache__/x.cpython-311.pyc",
+)
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The project as a deployer's folder holds it (no git, venv or node_modules), in a temporary directory."""
+    copy = tmp_path / "project"
+    skip = shutil.ignore_patterns(".git", ".venv", ".venv-checkov", "node_modules", ".hypothesis", "*_cache")
+    shutil.copytree(ROOT, copy, ignore=skip)
+    return copy
+
+
+def plant(root: Path, names: tuple[str, ...] = DECOYS) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("ALERT_TEAMS_WEBHOOK_URL=https://example.invalid/secret\n")
+
+
 def test_the_package_holds_what_the_app_needs_and_nothing_else() -> None:
     files = set(package_files())
     assert {"function_app.py", "host.json", "requirements.txt", "rules.toml"} <= files
     assert any(f.startswith("shared/views/") for f in files)
+    assert all(needed(f) for f in files), sorted(f for f in files if not needed(f))
     for left_out in ("tests/", "docs/", "infra/", "shared/synth/", "scripts/", "samples/", ".venv/", "node_modules/"):
         assert not any(f.startswith(left_out) for f in files), left_out
-    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
-    assert "local.settings.json.example" not in files
+    assert not {"README.md", "azure.yaml", "pyproject.toml", ".funcignore", "local.settings.json.example"} & files
+
+
+def test_make_package_leaves_every_secret_bearing_file_out(tmp_path: Path) -> None:
+    """The command `make package` runs, in a copy of the project where a deployer's secrets sit beside the code."""
+    copy = project_copy(tmp_path)
+    plant(copy)
+    out = tmp_path / "app.zip"
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.package", str(out)], cwd=copy, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out) as zipped:
+        shipped = {name: zipped.read(name) for name in zipped.namelist()}
+    assert set(shipped) == set(package_files(copy)) and "rules.toml" in shipped
+    assert not set(shipped) & set(DECOYS)
+    assert not any(".env" in name or name.startswith(".azure/") for name in shipped)
+    assert not any(b"example.invalid/secret" in content for content in shipped.values())  # nor under another name
+
+
+@pytest.mark.parametrize("pattern", [".azure/", ".env*", "local.settings.json", "*.zip", "*.html"])
+def test_a_secret_bearing_file_that_funcignore_lets_through_stops_the_build(tmp_path: Path, pattern: str) -> None:
+    """Take one pattern out of .funcignore and the package is refused, naming what would have shipped."""
+    copy = project_copy(tmp_path)
+    plant(copy)
+    funcignore = copy / ".funcignore"
+    lines = funcignore.read_text().splitlines()
+    assert pattern in lines
+    funcignore.write_text("\n".join(line for line in lines if line != pattern) + "\n")
+    with pytest.raises(Refused, match="which the app does not need") as refused:
+        package_files(copy)
+    shipped = refused.value.extra
+    assert shipped and set(shipped) <= set(DECOYS)  # exactly what the pattern kept out, nothing else
+    assert all(d.startswith(pattern) or ignored(d, d.endswith("/"), [pattern]) for d in shipped)
+    check = subprocess.run([sys.executable, "-m", "scripts.package", "--check"], cwd=copy, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert check.returncode != 0 and shipped[0] in check.stderr  # the azd prepackage hook fails the same way
+
+
+def test_azd_runs_the_same_check_before_it_packs() -> None:
+    """azd zips the folder itself (by .funcignore); its prepackage hook is this command's --check, on both shells."""
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert azure_yaml.count("-m scripts.package --check") == 2 and "prepackage:" in azure_yaml
+    assert ".venv" not in azure_yaml.split("prepackage:")[1]  # the hook needs only Python 3.11, not the dev venv
+
+
+def test_negated_patterns_are_refused(tmp_path: Path) -> None:
+    """azd honours '!' in .funcignore and this reader does not: such a pattern must stop the build, not diverge."""
+    copy = project_copy(tmp_path)
+    (copy / ".funcignore").write_text((copy / ".funcignore").read_text() + "!docs/readme-for-ops.md\n")
+    with pytest.raises(Refused, match="negated patterns"):
+        package_files(copy)
 
 
 def test_the_unpacked_package_imports_and_registers_every_function(tmp_path: Path) -> None:

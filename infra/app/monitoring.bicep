@@ -1,5 +1,8 @@
 // Log Analytics + workspace-based Application Insights. Local (instrumentation-key) auth is off: the app sends
 // telemetry with its managed identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING + Monitoring Metrics Publisher).
+// The workspace's local auth (its shared keys, for the retired Log Analytics agent and the Data Collector API) is
+// off too: nothing here writes with them. Application Insights ingests through its own (Entra-only) endpoint and
+// diagnostic settings are delivered by the platform; people query with Entra ID.
 param logAnalyticsName string
 param applicationInsightsName string
 param location string
@@ -20,6 +23,7 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
     retentionInDays: retentionInDays
     features: {
       enableLogAccessUsingOnlyResourcePermissions: true
+      disableLocalAuth: true
     }
   }
 }

@@ -1,6 +1,6 @@
 // Least-privilege role assignments. The app's identity gets data-plane roles only, each on the narrowest scope
-// that works; the deploying principal (principalId) optionally gets Event Hubs Data Sender on the hub so that
-// `python -m shared send` can push the sample records for a smoke test. The app itself never sends.
+// that works; the deploying principal (principalId) gets Event Hubs Data Sender on the hub only while a smoke test
+// needs it (smokeTestSender), so that `python -m shared send` can push the sample records. The app never sends.
 param identityPrincipalId string
 param storageAccountName string
 param eventHubNamespaceName string
@@ -8,8 +8,11 @@ param eventHubName string
 param keyVaultName string
 param applicationInsightsName string
 
-@description('Object ID of the deploying user/principal for the smoke-test Data Sender role; empty = no assignment.')
+@description('Object ID of the principal that gets the smoke-test Data Sender role while smokeTestSender is true.')
 param principalId string = ''
+
+@description('Grant principalId Azure Event Hubs Data Sender on the hub (the smoke test); off by default.')
+param smokeTestSender bool = false
 
 @allowed([
   'User'
@@ -109,8 +112,9 @@ resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-// Smoke test only: lets the person who deployed send the sample records to the hub. Not the app.
-resource deployerEventHubsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+// Smoke test only: lets the person who deployed send the sample records to the hub while smokeTestSender is on.
+// Not the app. ARM never deletes it when the flag goes off again: docs/deploy.md has the delete command.
+resource deployerEventHubsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (smokeTestSender && !empty(principalId)) {
   name: guid(hub.id, principalId, roles.eventHubsDataSender)
   scope: hub
   properties: {

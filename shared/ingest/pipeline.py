@@ -44,7 +44,9 @@ class Tally:
     signins: int = 0  # sign-ins seen for the first time
     reopened: int = 0  # final sign-ins a late request updated
     finals: int = 0  # verdicts declared final
-    set_aside: int = 0  # requests past their sign-in's limit: in its verdict, kept in the dead-letter trail
+    # Requests past their sign-in's limit (in its verdict), or whose sign-in a newer release stored (not judged
+    # here): kept in the dead-letter trail either way.
+    set_aside: int = 0
 
     def add(self, other: Tally) -> None:
         names = ("messages", "records", "rejected", "duplicates", "requests", "signins", "reopened", "finals")
@@ -132,17 +134,19 @@ class Pipeline:
         key = batch_key(batch)
         updates = self.store.merge(requests, clock if clock is not None else wall, key) if requests else []
         over_limit: list[Request] = []
+        refused: list[Request] = []
         for update in updates:
             tally.duplicates += update.duplicates
             tally.requests += update.new_requests
             tally.signins += update.created
             tally.reopened += update.reopened
             over_limit += update.over_limit
-        tally.set_aside = len(over_limit)
+            refused += update.refused
+        tally.set_aside = len(over_limit) + len(refused)
         previous = state.watermark if state else None
         outcome = self._settle(requests, updates, clock, tally, previous=previous, key=key)
         outcome.rejections = rejections
-        outcome.set_aside = set_aside(batch, over_limit) if over_limit else []
+        outcome.set_aside = set_aside(batch, over_limit) + set_aside(batch, refused, NEWER_ROW)
         return outcome
 
     def tick(self) -> Outcome:
@@ -234,8 +238,14 @@ OVER_LIMIT = (
 )
 
 
-def set_aside(batch: Sequence[Message], requests: Sequence[Request]) -> list[Rejection]:
-    """The raw records of requests past a sign-in's limit, for the dead-letter trail (rare: decode on demand)."""
+NEWER_ROW = (
+    "set aside: its sign-in is stored in a newer schema than this release reads (written by a newer release); "
+    "re-drive it once that release runs"
+)
+
+
+def set_aside(batch: Sequence[Message], requests: Sequence[Request], reason: str = OVER_LIMIT) -> list[Rejection]:
+    """The raw records of requests set aside, for the dead-letter trail (rare: decode on demand)."""
     documents: dict[int, list[Any]] = {}
     kept = []
     for request in requests:
@@ -247,7 +257,7 @@ def set_aside(batch: Sequence[Message], requests: Sequence[Request]) -> list[Rej
             documents[position] = _records_of(message.body)
         records = documents[position]
         raw = _dumps(records[index]) if 0 <= index < len(records) else orjson.dumps(encode(request))
-        kept.append(Rejection(OVER_LIMIT, message.origin, raw, index))
+        kept.append(Rejection(reason, message.origin, raw, index))
     return kept
 
 

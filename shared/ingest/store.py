@@ -32,6 +32,8 @@ class Update:
     first_at: float  # event time of the earliest request of this batch for it
     unbound_at: float | None  # event time of the request that made it unbound
     over_limit: list[Request] = field(default_factory=list)  # past MAX_REQUESTS: in the verdict, not kept by id
+    # Its stored row was written by a newer release: left untouched, these requests set aside (dead-lettered).
+    refused: list[Request] = field(default_factory=list)
 
 
 class SignInStore(Protocol):

@@ -6,17 +6,24 @@
 - Tables created on first use, whoever gets there first.
 - Conflicts told apart from failures: a conditional write that lost a race
   (404, 409, 412) is retried by re-reading; anything else fails the batch.
+- Schema versions (`shared.core.schema`): a table declares its `Schema`, marks every entity it writes
+  (`schema.mark(entity)`) and reads through `readable_rows` / `read_row`, which bring older rows up to date
+  and leave a row from a newer release untouched, named in one log line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.core.schema import Refused, Schema
 from shared.core.text import utf16_units
+from shared.telemetry import log_event
 
 MAX_OPS = 100  # operations in one entity group transaction
 TEXT_CHUNK = 30_000  # UTF-16 units per string property: 64 KiB of UTF-16 holds 32,768 (an emoji takes two)
@@ -50,7 +57,9 @@ def split_text(text: str, units: int) -> list[str]:
     while start < len(text):
         end = min(start + units, len(text))
         while (excess := utf16_units(text[start:end]) - units) > 0:
-            end = max(start + 1, end - excess)  # dropping k characters drops at least k units; one always fits
+            # A character is 1 or 2 units: dropping ceil(excess / 2) drops enough or comes close, and never the whole
+            # piece (dropping `excess` could: a piece of astral characters then emptied, and looped forever).
+            end = max(start + 1, end - (excess + 1) // 2)
         parts.append(text[start:end])
         start = end
     return parts or [""]
@@ -92,3 +101,42 @@ def etag_of(entity: Any) -> str | None:
 def quote(text: str) -> str:
     """A string literal for an OData filter."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def readable_rows(schema: Schema, rows: Iterable[Any], table: str, left: str) -> list[Any]:
+    """The rows this release reads, older ones upgraded; rows of a newer release are left out and named in one
+    log line that says what is left undone (`left`), so nothing is misread and nothing stops the batch."""
+    kept: list[Any] = []
+    refused: list[tuple[Any, Refused]] = []
+    for row in rows:
+        try:
+            kept.append(schema.read(row))
+        except Refused as error:
+            refused.append((row, error))
+    if refused:
+        log_refused(schema, table, [row for row, _ in refused], left)
+    return kept
+
+
+def read_row(schema: Schema, row: Any, table: str, left: str) -> Any:
+    """One row this release reads (upgraded); a row of a newer release is logged, then Refused is raised."""
+    try:
+        return schema.read(row)
+    except Refused:
+        log_refused(schema, table, [row], left)
+        raise
+
+
+def log_refused(schema: Schema, table: str, rows: list[Any], left: str) -> None:
+    """One WARNING for rows this release will not read: how many, which versions, the first key, what is left."""
+    first = rows[0]
+    log_event(
+        "schema_refused",
+        logging.WARNING,
+        table=table,
+        rows=len(rows),
+        schemas=sorted({repr(schema.version_of(row)) for row in rows}),
+        known=schema.version,
+        first=f"{first.get('PartitionKey', '')} {first.get('RowKey', '')}"[:300],
+        left=left,
+    )

@@ -15,6 +15,9 @@ entity group transaction):
   query per bucket.
 - PartitionKey `meta`, RowKey `clock`: the shared event clock.
 
+Every row carries its schema version (`SIGNINS`, property `schema`); a row a newer release wrote is left
+untouched (see `signin_table.TableStore` for what happens to its sign-in).
+
 The I/O is `signin_table.TableStore`. Concurrency uses the service's own conditions only: insert fails if the sign-in
 exists (409), updates carry the ETag read (412 if another writer got there
 first), and settling deletes the due row If-Match its ETag, so exactly one
@@ -38,6 +41,7 @@ from azure.data.tables import UpdateMode
 
 from shared.core.detail import encode
 from shared.core.request import Request
+from shared.core.schema import Schema
 from shared.core.signin import MAX_REQUESTS, SignIn
 from shared.ingest.store import Update, fold
 from shared.telemetry import log_event
@@ -55,6 +59,8 @@ REMEMBERED_BATCHES = 8  # per sign-in row: the host retries a failed invocation 
 META = "meta"
 CLOCK_ROW = "clock"
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._:@+=-]{1,200}")
+# Version 1: the rows as commit 1aa6fb3 wrote them (unmarked); fixtures in tests/storage/fixtures/schema1.
+SIGNINS = Schema("signins", 1)
 
 
 # --- keys (pure) ---
@@ -157,7 +163,7 @@ def stored_of(entity: dict[str, Any]) -> Stored:
 
 
 def signin_entity(bucket: str, signin: SignIn, due_key: str, final_key: str, details: list[dict[str, Any]]) -> dict:
-    return {
+    entity = {
         "PartitionKey": bucket,
         "RowKey": signin_row(signin.correlation_id),
         **state_properties(signin),
@@ -173,6 +179,7 @@ def signin_entity(bucket: str, signin: SignIn, due_key: str, final_key: str, det
         "final_key": final_key,
         "details": orjson.dumps(details).decode(),
     }
+    return SIGNINS.mark(entity)
 
 
 @dataclass(slots=True)
@@ -209,7 +216,7 @@ def plan(
     batches = remembered(stored.batches if stored else {}, batch, transitions(update))
     try:
         entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
-        due_entity = {"PartitionKey": bucket, "RowKey": due, **state_properties(signin)}
+        due_entity = SIGNINS.mark({"PartitionKey": bucket, "RowKey": due, **state_properties(signin)})
     except TooLarge:
         # Cannot happen within the caps (MAX_REQUESTS, capped text); if it ever does, keep what is stored and set
         # this batch's requests aside (counted, dead-lettered) rather than failing every batch that touches it.
@@ -252,6 +259,23 @@ def transitions(update: Update) -> dict[str, Any]:
         "new_requests": update.new_requests,
         "reopened": update.reopened,
     }
+
+
+def refused(correlation_id: str, requests: Sequence[Request]) -> Update:
+    """A sign-in whose row a newer release wrote: nothing is read or written; this batch's requests of it are set
+    aside (counted, dead-lettered with their raw records), to be re-driven once the newer release runs."""
+    return Update(
+        signin=SignIn(correlation_id),
+        changed=False,
+        created=False,
+        became_unbound=False,
+        new_requests=0,
+        duplicates=0,
+        reopened=False,
+        first_at=min((r.at for r in requests), default=0.0),
+        unbound_at=None,
+        refused=list(requests),
+    )
 
 
 def rerun(stored: Stored, flags: dict[str, Any], requests: Sequence[Request] = ()) -> Update:
@@ -308,9 +332,9 @@ def settle_ops(bucket: str, due: dict[str, Any]) -> tuple[SignIn, list[tuple[Any
     report = {"PartitionKey": bucket, "RowKey": report_row(signin.correlation_id), "signin_row": merge["RowKey"]}
     return signin, [
         ("delete", due, {"etag": due.metadata["etag"], "match_condition": MatchConditions.IfNotModified}),
-        ("update", merge, {"mode": UpdateMode.MERGE}),
-        ("upsert", {"PartitionKey": bucket, "RowKey": final}, {"mode": UpdateMode.REPLACE}),
-        ("upsert", report, {"mode": UpdateMode.REPLACE}),
+        ("update", SIGNINS.mark(merge), {"mode": UpdateMode.MERGE}),
+        ("upsert", SIGNINS.mark({"PartitionKey": bucket, "RowKey": final}), {"mode": UpdateMode.REPLACE}),
+        ("upsert", SIGNINS.mark(report), {"mode": UpdateMode.REPLACE}),
     ]
 
 

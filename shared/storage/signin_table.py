@@ -4,6 +4,12 @@ The rows and the operations that write them are planned in `signin_rows` (pure);
 this is the I/O. Every write is conditional (insert-if-absent, If-Match the ETag
 read), so any number of instances share the table; the loser of a race re-reads
 and folds again.
+
+A row a newer release wrote (`SIGNINS` schema) is never read or overwritten here:
+a batch's requests of that sign-in are set aside (counted, dead-lettered), its due
+and report rows are left to settle there, retention leaves it, the lookup answers
+503, and a newer clock row is neither read nor moved (this instance settles by its
+batches' own event times). Each case is one `schema_refused` log line.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from shared.core.clock import ClockState
 from shared.core.detail import with_state
 from shared.core.request import Request
+from shared.core.schema import Refused
 from shared.core.signin import SignIn
 from shared.ingest.store import Update, group_by_signin
 from shared.telemetry import log_event
 
-from .entity import MAX_OPS, is_conflict, open_table, quote
+from .entity import MAX_OPS, is_conflict, open_table, quote, read_row, readable_rows
 from .signin_rows import (
     BUCKETS,
     CLAIMS_PER_TX,
@@ -38,6 +45,7 @@ from .signin_rows import (
     MAX_TX_CHARS,
     META,
     ORPHAN_AGE,
+    SIGNINS,
     Planned,
     Stored,
     bucket_of,
@@ -47,6 +55,7 @@ from .signin_rows import (
     plan,
     range_filter,
     read_state,
+    refused,
     report_row,
     settle_filter,
     settle_ops,
@@ -56,6 +65,11 @@ from .signin_rows import (
 )
 
 MAX_ATTEMPTS = 8  # re-read and redo rounds for one bucket before the batch fails (the host retries it)
+# What is left undone for a row a newer release wrote, as its log line says.
+SET_ASIDE = "this batch's requests of the sign-in set aside (dead-lettered); the row left untouched"
+NOT_SETTLED = "not settled or reported by this release: the release that wrote it does"
+NOT_SHOWN = "not shown by this release (the lookup answers 503)"
+CLOCK_LEFT = "the event clock is neither read nor moved by this release; it settles by its batches' event times"
 ACK_DELAY = 60.0  # seconds an acknowledgement may wait to share a transaction with others of its bucket
 CACHE_SIZE = 20_000
 
@@ -78,6 +92,7 @@ class TableStore:
     _cache: OrderedDict[str, Stored] = field(default_factory=OrderedDict, init=False)
     _clock_etag: str | None = field(default=None, init=False)
     _acks: dict[str, list[tuple[float, str]]] = field(default_factory=dict, init=False)  # bucket -> (when, row)
+    _clock_refused: bool = field(default=False, init=False)  # the clock row is a newer release's: leave it alone
     table: TableClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,7 +121,9 @@ class TableStore:
         done: dict[str, Update] = {}
         pending = groups
         for attempt in range(MAX_ATTEMPTS):
-            stored = self._load(bucket, list(pending), fresh=attempt > 0)
+            stored, newer = self._load(bucket, list(pending), fresh=attempt > 0)
+            done.update({cid: refused(cid, pending[cid]) for cid in newer})
+            pending = {cid: group for cid, group in pending.items() if cid not in newer}
             planned = [plan(bucket, cid, stored.get(cid), group, clock, batch=batch) for cid, group in pending.items()]
             failed: dict[str, list[Request]] = {}
             for item in planned:
@@ -142,9 +159,11 @@ class TableStore:
             index += len(item.ops)
         return True
 
-    def _load(self, bucket: str, correlation_ids: list[str], fresh: bool) -> dict[str, Stored]:
-        """The stored rows of these sign-ins: from the cache when we wrote them last, else a query."""
+    def _load(self, bucket: str, correlation_ids: list[str], fresh: bool) -> tuple[dict[str, Stored], set[str]]:
+        """The stored rows of these sign-ins (from the cache when we wrote them last, else a query), and the
+        sign-ins whose rows a newer release wrote (left untouched)."""
         found: dict[str, Stored] = {}
+        newer: set[str] = set()
         missing = []
         for correlation_id in correlation_ids:
             cached = None if fresh else self._cache.get(correlation_id)
@@ -153,12 +172,14 @@ class TableStore:
             else:
                 found[correlation_id] = cached
         for start in range(0, len(missing), FILTER_KEYS):
-            part = missing[start : start + FILTER_KEYS]
-            keys = " or ".join(f"RowKey eq {quote(signin_row(cid))}" for cid in part)
-            for entity in self.table.query_entities(f"PartitionKey eq {quote(bucket)} and ({keys})"):
+            rows = {signin_row(cid): cid for cid in missing[start : start + FILTER_KEYS]}
+            keys = " or ".join(f"RowKey eq {quote(row)}" for row in rows)
+            entities = list(self.table.query_entities(f"PartitionKey eq {quote(bucket)} and ({keys})"))
+            for entity in readable_rows(SIGNINS, entities, self.table.table_name, SET_ASIDE):
                 stored = stored_of(entity)
                 found[stored.state["correlation_id"]] = stored
-        return found
+            newer.update(rows[e["RowKey"]] for e in entities if not SIGNINS.readable(e))
+        return found, newer
 
     def _remember(self, correlation_id: str, stored: Stored) -> None:
         self._cache[correlation_id] = stored
@@ -185,7 +206,8 @@ class TableStore:
             bucket = f"b{number:02d}"
             due, orphans = [], []
             mine = {key for _, key in self._acks.get(bucket, ())}  # reported here, the acknowledgement pending
-            for row in self.table.query_entities(settle_filter(bucket, cutoff, orphaned_before)):
+            rows = self.table.query_entities(settle_filter(bucket, cutoff, orphaned_before))
+            for row in readable_rows(SIGNINS, rows, self.table.table_name, NOT_SETTLED):
                 if not row["RowKey"].startswith("r|"):
                     due.append(row)
                 elif row["RowKey"] not in mine:
@@ -219,14 +241,19 @@ class TableStore:
         """Report rows nobody acknowledged: take each over (If-Match), then report its sign-in as it is now."""
         adopted: list[SignIn] = []
         for row in orphans:
-            taken = {"PartitionKey": bucket, "RowKey": row["RowKey"], "signin_row": row.get("signin_row", "")}
+            taken = SIGNINS.mark(
+                {"PartitionKey": bucket, "RowKey": row["RowKey"], "signin_row": row.get("signin_row", "")}
+            )
             condition = {"etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
             if not self._try([("update", taken, {**condition, "mode": UpdateMode.REPLACE})]):
                 continue  # another instance took it over first
             try:
                 entity = self.table.get_entity(bucket, row.get("signin_row") or "")
+                entity = read_row(SIGNINS, entity, self.table.table_name, NOT_SETTLED)
             except ResourceNotFoundError:  # retention removed it since: nothing left to report
                 self._try([("delete", {"PartitionKey": bucket, "RowKey": row["RowKey"]})])
+                continue
+            except Refused:  # a newer release stored it since: that release reports it
                 continue
             signin = read_state(entity)
             log_event("signin_reported_late", logging.WARNING, correlation_id=signin.correlation_id[:200])
@@ -279,18 +306,20 @@ class TableStore:
         for number in range(BUCKETS):
             bucket = f"b{number:02d}"
             high = f"f|{time_key(before)}"
-            rows = list(self.table.query_entities(range_filter(bucket, "f|", high)))
+            found = self.table.query_entities(range_filter(bucket, "f|", high))
+            rows = readable_rows(SIGNINS, found, self.table.table_name, "not expired by this release")
             removed += len(self._claim(bucket, rows, expire_item))
         return removed
 
     # -- reading --
 
     def get(self, correlation_id: str) -> SignIn | None:
+        """The stored sign-in; Refused (after a log line) when a newer release stored it."""
         try:
             entity = self.table.get_entity(bucket_of(correlation_id), signin_row(correlation_id))
         except ResourceNotFoundError:
             return None
-        return read_state(entity)
+        return read_state(read_row(SIGNINS, entity, self.table.table_name, NOT_SHOWN))
 
     def details(self, correlation_id: str) -> list[dict[str, Any]]:
         """The kept requests of one sign-in, each with its merged binding, enforcement and code."""
@@ -298,7 +327,7 @@ class TableStore:
             entity = self.table.get_entity(bucket_of(correlation_id), signin_row(correlation_id))
         except ResourceNotFoundError:
             return []
-        states = read_state(entity).request_states()
+        states = read_state(read_row(SIGNINS, entity, self.table.table_name, NOT_SHOWN)).request_states()
         details = orjson.loads(entity.get("details") or "[]")
         return [with_state(d, *states[d["id"]]) if d.get("id") in states else d for d in details]
 
@@ -306,24 +335,34 @@ class TableStore:
         """Every stored sign-in, bucket by bucket (an export: it reads the whole table, as it must)."""
         for number in range(BUCKETS):
             bucket = f"b{number:02d}"
-            for entity in self.table.query_entities(range_filter(bucket, "s|", "s}")):
+            rows = self.table.query_entities(range_filter(bucket, "s|", "s}"))
+            for entity in readable_rows(SIGNINS, rows, self.table.table_name, "left out of this export"):
                 yield read_state(entity)
 
     # -- the shared event clock --
 
     def load_clock(self) -> ClockState | None:
         try:
-            entity = self.table.get_entity(META, CLOCK_ROW)
+            entity = read_row(SIGNINS, self.table.get_entity(META, CLOCK_ROW), self.table.table_name, CLOCK_LEFT)
         except ResourceNotFoundError:
             self._clock_etag = None
             return None
-        self._clock_etag = entity.metadata["etag"]
+        except Refused:
+            self._clock_etag, self._clock_refused = None, True
+            return None
+        self._clock_etag, self._clock_refused = entity.metadata["etag"], False
         return ClockState(watermark=float(entity["watermark"]), wall=float(entity["wall"]))
 
     def save_clock(self, state: ClockState) -> None:
-        """Move the clock forward only: write If-Match the ETag read; on a race re-read and compare."""
-        entity = {"PartitionKey": META, "RowKey": CLOCK_ROW, "watermark": state.watermark, "wall": state.wall}
+        """Move the clock forward only: write If-Match the ETag read; on a race re-read and compare.
+
+        A clock row of a newer release is left as it is (this instance settles by its batches' event times)."""
+        entity = SIGNINS.mark(
+            {"PartitionKey": META, "RowKey": CLOCK_ROW, "watermark": state.watermark, "wall": state.wall}
+        )
         for _ in range(MAX_ATTEMPTS):
+            if self._clock_refused:
+                return
             try:
                 if self._clock_etag is None:
                     self._clock_etag = self.table.create_entity(entity)["etag"]

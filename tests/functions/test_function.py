@@ -12,17 +12,19 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import orjson
 import pytest
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
 from shared.app.service import IngestService
 from shared.core.clock import FixedClock
-from shared.functions.ingest import ingest_signins, last_try
+from shared.functions.ingest import handle_events, ingest_signins, last_try
 from shared.functions.timers import expire_signins, settle_signins
 from shared.functions.worker import WORKER
-from shared.ingest.pipeline import Pipeline
+from shared.ingest.deadletter import read_dead_letter_line
+from shared.ingest.pipeline import NEWER_ROW, Outcome, Pipeline
 from shared.settings import current_settings
 from shared.storage.deadletter_blob import BlobDeadLetter
+from shared.storage.signin_rows import bucket_of, signin_row
 from shared.storage.signin_table import TableStore
 from shared.synth.records import body, record
 from tests.support.state import Counter, table_store
@@ -31,6 +33,11 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 ingest = ingest_signins.build().get_user_function()
 settle = settle_signins.build().get_user_function()
 expire = expire_signins.build().get_user_function()
+
+
+def ingest_outcome(events: list[func.EventHubEvent]) -> Outcome:
+    """The function's own path (`ingest_signins` calls it), returning what the invocation judged."""
+    return handle_events(events, None)
 
 
 @dataclass
@@ -105,6 +112,27 @@ def test_the_function_keeps_state_in_tables_and_rejections_in_blobs(app_storage:
     after = {e["RowKey"]: e.metadata["etag"] for e in store.table.list_entities() if e["PartitionKey"] != "meta"}
     assert after == {k: v for k, v in before.items() if k in after}  # no sign-in row rewritten
     assert len(blobs(storage_connection, app_storage)) == 1  # the same rejection blob, overwritten
+
+
+def test_a_sign_in_a_newer_release_stored_is_set_aside_not_misread(app_storage: str, storage_connection: str) -> None:
+    """During an upgrade (or after a rollback) the older release meets rows of a newer schema: the batch goes on,
+    that sign-in's row stays as the newer release wrote it, and its request waits in the dead letters."""
+    at = NOW - timedelta(minutes=30)
+    ingest([event(body([record(correlation_id="newer", request_id="n1", at=at)]), 1)])
+    store = table_store(storage_connection, app_storage)
+    newer_row = {"PartitionKey": bucket_of("newer"), "RowKey": signin_row("newer"), "schema": 2}
+    store.table.update_entity(newer_row, mode=UpdateMode.MERGE)  # as the next release would mark it
+    etag = store.table.get_entity(bucket_of("newer"), signin_row("newer")).metadata["etag"]
+    late = record(correlation_id="newer", request_id="n2", at=at, status="unbound", code=1008)
+    outcome = ingest_outcome([event(body([late, record(correlation_id="fresh", at=at)]), 2)])
+    assert outcome.tally.set_aside == 1 and outcome.tally.signins == 1
+    assert store.get("fresh") is not None
+    assert store.table.get_entity(bucket_of("newer"), signin_row("newer")).metadata["etag"] == etag
+    ((_, content),) = blobs(storage_connection, app_storage).items()
+    (line,) = [orjson.loads(x) for x in content.splitlines()]
+    kept = read_dead_letter_line(line)
+    assert kept.reason == NEWER_ROW and orjson.loads(kept.raw)["properties"]["id"] == "n2"
+    assert line["schema"] == 1 and (kept.origin.partition, kept.origin.sequence_number) == ("3", 2)
 
 
 def test_the_timers_settle_and_then_expire(app_storage: str, storage_connection: str) -> None:

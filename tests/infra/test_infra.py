@@ -207,7 +207,9 @@ def test_entra_diagnostic_setting_is_tenant_scoped_and_streams_user_sign_ins() -
     (setting,) = parsed["resources"].values()
     assert setting["type"].lower() == "microsoft.aadiam/diagnosticsettings"
     logs = setting["config"]["properties"]["logs"]
-    assert {log["category"] for log in logs if log["enabled"]} == {"SignInLogs", "NonInteractiveUserSignInLogs"}
+    # AuditLogs carry the Conditional Access policy changes (issue 17); bindwatch counts them as skipped until then.
+    expected = {"SignInLogs", "NonInteractiveUserSignInLogs", "AuditLogs"}
+    assert {log["category"] for log in logs if log["enabled"]} == expected
     params = json.loads((INFRA / "entra-diagnostic-setting.parameters.json").read_text())["parameters"]
     assert set(params) <= set(parsed["parameters"])
 
@@ -283,3 +285,111 @@ def test_the_lookup_settings_follow_the_deployers_choice() -> None:
     assert {"lookupAuthClientId", "lookupAllowedRole", "lookupAllowedGroupId"} <= set(main["parameters"])
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert parameters["lookupAuthClientId"]["value"] == "${LOOKUP_AUTH_CLIENT_ID}"
+
+
+# --- diagnostic settings, local auth, the smoke test's send right ---
+
+DIAGNOSTICS = INFRA / "app" / "diagnostics.bicep"
+
+
+def _resolved(value: Any, variables: dict[str, Any]) -> Any:
+    return variables[value]["value"] if isinstance(value, str) and value in variables else value
+
+
+def diagnostic_settings() -> dict[str, dict[str, Any]]:
+    """The type of the resource each diagnostic setting is scoped to -> its properties, variables resolved."""
+    parsed = parse(DIAGNOSTICS)
+    variables = parsed.get("variables", {})
+    resources = parsed["resources"]
+    settings: dict[str, dict[str, Any]] = {}
+    for resource in resources.values():
+        if resource["type"] != "Microsoft.Insights/diagnosticSettings":
+            continue
+        config = resource["config"]
+        scoped = resources[config["scope"]]
+        assert scoped["existing"], "a diagnostic setting is scoped to a resource this module does not create"
+        properties = {k: _resolved(v, variables) for k, v in config["properties"].items()}
+        assert scoped["type"] not in settings, f"two settings on {scoped['type']}"
+        settings[scoped["type"]] = properties
+    return settings
+
+
+def enabled(properties: dict[str, Any], key: str = "logs") -> dict[str, Any]:
+    return {item["category"]: item["enabled"] for item in properties.get(key, [])}
+
+
+def test_key_vault_event_hubs_and_storage_send_their_logs_to_the_workspace() -> None:
+    settings = diagnostic_settings()
+    assert set(settings) == {
+        "Microsoft.KeyVault/vaults",
+        "Microsoft.EventHub/namespaces",
+        "Microsoft.Storage/storageAccounts/blobServices",
+        "Microsoft.Storage/storageAccounts/tableServices",
+    }
+    assert all(properties["workspaceId"] == "workspaceId" for properties in settings.values())
+    main = parse(INFRA / "main.bicep")["modules"]["diagnostics"]["config"]["params"]
+    sources = {
+        name: (value["operator"]["operands"]["operand_1"], value["operator"]["operands"]["operand_2"])
+        for name, value in main.items()
+        if isinstance(value, dict)
+    }
+    assert sources["workspaceId"][0] == "monitoring" and "logAnalyticsId" in json.dumps(sources["workspaceId"][1])
+    assert (sources["keyVaultName"][0], sources["eventHubNamespaceName"][0], sources["storageAccountName"][0]) == (
+        "keyVault",
+        "eventHubs",
+        "storage",
+    )
+
+
+def test_who_read_a_secret_and_what_changed_the_namespace_are_logged() -> None:
+    settings = diagnostic_settings()
+    assert enabled(settings["Microsoft.KeyVault/vaults"]) == {"AuditEvent": True}
+    namespace = settings["Microsoft.EventHub/namespaces"]
+    assert enabled(namespace) == {"OperationalLogs": True, "DiagnosticErrorLogs": True, "AutoScaleLogs": True}
+    assert enabled(namespace, "metrics") == {"AllMetrics": True}
+
+
+def test_storage_logs_reads_writes_and_deletes_of_blobs_and_tables() -> None:
+    settings = diagnostic_settings()
+    read_parameter = parse(DIAGNOSTICS)["parameters"]["storageReadLogs"]
+    assert read_parameter["default"] is True
+    for service in ("blobServices", "tableServices"):
+        properties = settings[f"Microsoft.Storage/storageAccounts/{service}"]
+        assert enabled(properties) == {"StorageRead": "storageReadLogs", "StorageWrite": True, "StorageDelete": True}
+        assert enabled(properties, "metrics") == {"Transaction": True}
+    assert parse(INFRA / "main.bicep")["parameters"]["storageReadLogs"]["default"] is True
+
+
+def test_the_workspace_takes_no_shared_key() -> None:
+    """Nothing writes to the workspace with its keys: App Insights (local auth off too) and diagnostic settings."""
+    resources = parse(INFRA / "app" / "monitoring.bicep")["resources"]
+    (workspace,) = [r for r in resources.values() if r["type"] == "Microsoft.OperationalInsights/workspaces"]
+    assert workspace["config"]["properties"]["features"]["disableLocalAuth"] is True
+    (insights,) = [r for r in resources.values() if r["type"] == "Microsoft.Insights/components"]
+    assert insights["config"]["properties"]["DisableLocalAuth"] is True
+
+
+def test_the_deployer_may_send_to_the_hub_only_while_a_smoke_test_asks_for_it() -> None:
+    rbac = parse(INFRA / "app" / "rbac.bicep")
+
+    def body(resource: dict[str, Any]) -> dict[str, Any]:  # a conditional resource nests its body under "config"
+        return resource["config"].get("config", resource["config"])
+
+    senders = [
+        (name, r)
+        for name, r in rbac["resources"].items()
+        if r["type"] == "Microsoft.Authorization/roleAssignments"
+        and "eventHubsDataSender" in json.dumps(body(r)["properties"]["roleDefinitionId"])
+    ]
+    ((name, sender),) = senders
+    condition = sender["config"]["condition"]["operator"]
+    assert condition["type"] == "and" and condition["operands"]["operand_1"] == "smokeTestSender"
+    assert body(sender)["properties"]["principalId"] == "principalId"  # never the app's identity
+    assert rbac["parameters"]["smokeTestSender"]["default"] is False
+    main = parse(INFRA / "main.bicep")
+    assert main["parameters"]["smokeTestSender"]["default"] is False
+    assert main["modules"]["rbac"]["config"]["params"]["smokeTestSender"] == "smokeTestSender"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["smokeTestSender"]["value"] == "${SMOKE_TEST_SENDER=false}"
+    others = [r for n, r in rbac["resources"].items() if n != name and "condition" in r["config"]]
+    assert not others, "only the smoke test's role is optional; the app's roles are always granted"

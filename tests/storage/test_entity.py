@@ -29,3 +29,9 @@ def test_a_piece_of_two_units_never_comes_out_empty() -> None:
     """Found by the property above: two characters above U+FFFF at a piece's start once made an empty piece
     forever (and memory grew until the run was killed)."""
     assert split_text("😀😀a", 2) == ["😀", "😀", "a"]
+
+
+def test_a_piece_of_astral_characters_is_never_emptied() -> None:
+    """Cutting a piece of emoji by its whole excess emptied it, and the split looped forever (seen with units=3)."""
+    assert split_text("😀" * 10, 3) == ["😀"] * 10
+    assert split_text("😀" * 9 + "a", 5) == ["😀😀", "😀😀", "😀😀", "😀😀", "😀a"]

@@ -122,9 +122,9 @@ def test_two_creators_of_one_signin_count_it_once(
     real_load = late._load
     calls = []
 
-    def read_before_the_other_wrote(bucket: str, ids: list[str], fresh: bool) -> dict:
+    def read_before_the_other_wrote(bucket: str, ids: list[str], fresh: bool) -> tuple[dict, set]:
         calls.append(fresh)
-        return {} if not fresh else real_load(bucket, ids, fresh)  # saw nothing: both think they create it
+        return ({}, set()) if not fresh else real_load(bucket, ids, fresh)  # saw nothing: both think they create it
 
     monkeypatch.setattr(late, "_load", read_before_the_other_wrote)
     (a,) = first.merge(y1, T0)

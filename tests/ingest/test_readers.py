@@ -57,7 +57,9 @@ def test_gzip_members_inflate_to_what_was_compressed(parts: list[bytes], sizes: 
 
 @MANY
 @given(
-    st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=200),
+    # Lone surrogates cannot be encoded at all, so no file holds them; the reader's own
+    # handling of undecodable bytes is the next test's job.
+    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=200),
     st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
     cuts,
 )

@@ -24,6 +24,8 @@ SKIP = {
     "make test": "it runs this test (recursion); CI and every developer run it anyway",
     "make test-pure": "it runs the test suite this test belongs to (recursion)",
     "make bench": "a measurement of several minutes, run by hand when the figures are refreshed",
+    "make eval-detect": "a measurement of several minutes (three tenants, four days each) quoted in docs/rules.md; "
+    "tests/detect/test_quiet_day.py and test_incident.py hold its properties on a smaller tenant",
     "make bench-storage": "a measurement of two minutes on Azurite, run by hand when the cost figures are refreshed",
 }
 INSTALLED = ("-o", ".venv/.stamp-deps", "-o", "node_modules/.stamp-deps")

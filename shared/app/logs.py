@@ -57,4 +57,4 @@ def log_outcome(outcome: Outcome) -> None:
 
 
 _VERDICT_FIELDS = ("correlation_id", "verdict", "enforcement", "status_codes", "user", "apps", "device_os", "revision")
-_ALERT_FIELDS = ("status", "rule", "fingerprint", "group", "at", "title", "severity", "enforcement")
+_ALERT_FIELDS = ("status", "rule", "fingerprint", "group", "at", "title", "severity", "enforcement", "incident")

@@ -61,7 +61,7 @@ def render(
         status="firing" if status == "firing" else "resolved",
         at=at,
         title=title(rule, finding.group),
-        severity=rule.severity,
+        severity=finding.severity or rule.severity_of(finding.group),  # type: ignore[arg-type]
         enforcement=enforcement,
         group=dict(finding.group),
         starts_at=starts_at,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DIMENSIONS: tuple[str, ...] = ("app", "resource", "status_code", "enforcement", "user", "os", "client_app", "category")
 NONE_VALUE = "(none)"  # the group value of a sign-in that has no value for a dimension
+ANY_CODE = "*"  # the status code judged sign-ins are counted under by rules whose exposure needs them
 
 
 def dimension_values(signin: SignIn, dimension: str) -> tuple[str, ...]:
@@ -57,7 +58,10 @@ def _group_keys(rule: Rule, unbound: bool, values_of: Callable[[str], tuple[str,
     per_dimension: dict[str, tuple[str, ...]] = {}
     for dimension in {*rule.match, *rule.exclude, *rule.group_by}:
         if dimension == "status_code" and not unbound:
-            return []  # a judged sign-in has no code to group or filter by
+            if not rule.judged_by_code:
+                return []  # a judged sign-in has no code to group or filter by
+            per_dimension[dimension] = (ANY_CODE,)  # ...but a rule may count it for every code at once
+            continue
         per_dimension[dimension] = _allowed(rule, dimension, values_of(dimension))
         if not per_dimension[dimension]:
             return []
@@ -129,12 +133,42 @@ def _dimensions_of(rule: Rule) -> tuple[str, ...]:
     return tuple(sorted({*rule.match, *rule.exclude, *rule.group_by}))
 
 
+def any_code_key(rule: Rule, key: str) -> str | None:
+    """For a group of one status code, the group of the same values with every code (its judged sign-ins)."""
+    if "status_code" not in rule.group_by:
+        return None
+    values = json.loads(key)
+    values[rule.group_by.index("status_code")] = ANY_CODE
+    return group_key(values)
+
+
+def is_any_code(rule: Rule, key: str) -> bool:
+    return "status_code" in rule.group_by and json.loads(key)[rule.group_by.index("status_code")] == ANY_CODE
+
+
 def group_key(values: Iterable[str]) -> str:
     return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
 
 
 def group_of(rule: Rule, key: str) -> dict[str, str]:
     return dict(zip(rule.group_by, json.loads(key), strict=True))
+
+
+def alert_dimensions(rule: Rule) -> tuple[str, ...]:
+    """What one alert of a rule is about: its group_by without the dimensions it judges together (`combine`)."""
+    return tuple(d for d in rule.group_by if d not in rule.combine)
+
+
+def alert_key(rule: Rule, key: str) -> str:
+    """The alert a counted group belongs to (itself, unless the rule combines some of its dimensions)."""
+    if not rule.combine:
+        return key
+    values = dict(zip(rule.group_by, json.loads(key), strict=True))
+    return group_key(values[d] for d in alert_dimensions(rule))
+
+
+def alert_group(rule: Rule, key: str) -> dict[str, str]:
+    return dict(zip(alert_dimensions(rule), json.loads(key), strict=True))
 
 
 def describe_signin(signin: SignIn) -> dict[str, tuple[str, ...]]:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.core.alert import SEVERITY_RANK
 from shared.notify.registry import DESTINATION_NAMES
 from shared.settings import ConfigurationError
 
@@ -30,6 +31,7 @@ DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "rules.toml"
 
 Dimension = Literal[DIMENSIONS]  # type: ignore[valid-type]
 Severity = Literal["critical", "error", "warning", "info"]
+EnforcementLabel = Literal["none", "report_only", "enforced"]
 LABELS = frozenset({*DIMENSIONS, "rule", "severity", "kind"})  # what routes and silences can match
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -84,9 +86,38 @@ class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     allowed_lateness: Duration = 900.0  # sign-ins this far behind the event clock still land in their window
-    group_wait: Duration = 30.0  # alerts deciding within this much event time go out as one notification
+    group_wait: Duration = 30.0  # an incident waits this long for more alerts before its first notification
     repeat_interval: Duration = 4 * 3600.0
     resolve_after: Duration = 900.0
+
+
+class Incidents(BaseModel):
+    """[incidents]: which alerts are one incident, so each destination hears of it once (and of its end)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    correlate_by: tuple[Dimension, ...] = ("app", "os", "status_code")
+    dominant_share: float = Field(0.6, gt=0, le=1)
+    warnings_wait: Duration = 120.0  # an alert below `error` waits this long (at least group_wait) to be notified
+    max_alerts: int = Field(30, ge=1, le=200)  # alerts an incident's notifications show in full
+
+
+class InhibitRule(BaseModel):
+    """[[inhibit_rules]] as in Alertmanager: while a source alert fires, matching target alerts with the same
+    values of `equal` are decided and logged but not notified."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source_match: LabelFilters = Field(min_length=1)
+    target_match: LabelFilters = Field(min_length=1)
+    equal: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _known_labels(self) -> InhibitRule:
+        _check_labels(self.source_match)
+        _check_labels(self.target_match)
+        _check_labels(dict.fromkeys(self.equal))
+        return self
 
 
 class Rule(BaseModel):
@@ -100,9 +131,12 @@ class Rule(BaseModel):
     description: str = ""
     severity: Severity = "warning"
     enabled: bool = True
+    severity_by_enforcement: dict[EnforcementLabel, Severity] = Field(default_factory=dict)
     group_by: tuple[Dimension, ...] = ()
+    combine: tuple[Dimension, ...] = ()
     match: Filters = Field(default_factory=dict)
     exclude: Filters = Field(default_factory=dict)
+    count: Literal["signins", "users"] = "signins"
     window: Duration = 600.0
     threshold: int | None = Field(None, ge=1)
     baseline: Duration | None = None
@@ -110,11 +144,14 @@ class Rule(BaseModel):
     min_current: int = Field(1, ge=1)
     min_baseline: int = Field(0, ge=0)
     warmup: Duration | None = None
+    probability: float | None = Field(None, gt=0, lt=1)
+    min_height: float | None = Field(None, ge=1)
     ratio: float | None = Field(None, gt=0, le=1)
     min_volume: int = Field(1, ge=1)
     lookback: Duration | None = None
     repeat_interval: Duration | None = None
     resolve_after: Duration | None = None
+    group_wait: Duration | None = None
 
     @field_validator("kind")
     @classmethod
@@ -131,10 +168,19 @@ class Rule(BaseModel):
                 raise ValueError(f"field {name}: required for a {self.kind} rule")
         if len(set(self.group_by)) != len(self.group_by):
             raise ValueError("field group_by: a dimension is listed twice")
+        if not set(self.combine) <= set(self.group_by):
+            raise ValueError("field combine: only dimensions of group_by can be combined")
+        if self.combine and not kind.combines:
+            raise ValueError(f"field combine: a {self.kind} rule cannot combine groups (an unusual rule can)")
         kind.check(self)
         for filters, name in ((self.match, "match"), (self.exclude, "exclude")):
             _check_filter_values(filters, name)
         return self
+
+    @property
+    def judged_by_code(self) -> bool:
+        """Grouping by code, a learning kind counts judged sign-ins under every code at once (its exposure)."""
+        return "status_code" in self.group_by and KINDS[self.kind].learns
 
     @property
     def warmup_seconds(self) -> float:
@@ -148,6 +194,11 @@ class Rule(BaseModel):
         """'report_only' or 'enforced' when the rule keeps to one, else 'any'."""
         values = self.match.get("enforcement", ())
         return values[0] if len(values) == 1 else "any"
+
+    def severity_of(self, group: Mapping[str, str]) -> Severity:
+        """An alert's severity: by its enforcement when the rule says so (enforced blocks are the urgent ones)."""
+        enforcement = group.get("enforcement") or self.enforcement()
+        return self.severity_by_enforcement.get(enforcement, self.severity)  # type: ignore[call-overload]
 
 
 def _check_filter_values(filters: Mapping[str, tuple[str, ...]], name: str) -> None:
@@ -230,9 +281,11 @@ class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: Defaults = Field(default_factory=Defaults)
+    incidents: Incidents = Field(default_factory=Incidents)
     rules: tuple[Rule, ...] = ()
     routes: tuple[Route, ...] = ()
     silences: tuple[Silence, ...] = ()
+    inhibit_rules: tuple[InhibitRule, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> RulesFile:
@@ -253,9 +306,20 @@ class RulesFile(BaseModel):
     def resolve_after(self, rule: Rule) -> float:
         return rule.resolve_after or self.defaults.resolve_after
 
+    def group_wait(self, rule: Rule, severity: str | None = None) -> float:
+        """How long an alert that starts firing waits before its incident tells anyone: warnings wait longer, so
+        that an enforced alert of the same cause can join and the first card is already headed by it."""
+        wait = rule.group_wait or self.defaults.group_wait
+        if SEVERITY_RANK.get(severity or rule.severity, 0) < SEVERITY_RANK["error"]:
+            wait = max(wait, self.incidents.warnings_wait)
+        return wait
+
     def span_seconds(self) -> float:
-        spans = [r.span_seconds() for r in self.active_rules]
-        return max([*spans, self.defaults.allowed_lateness])
+        """How far back of the event clock evaluation reads window counts (learning kinds read their last
+        finished window, which ends the allowed lateness before the clock)."""
+        lateness = self.defaults.allowed_lateness
+        spans = [r.span_seconds() + (lateness + r.window if KINDS[r.kind].learns else 0.0) for r in self.active_rules]
+        return max([*spans, lateness])
 
 
 def load_rules(path: Path | str | None = None) -> RulesFile:
@@ -297,7 +361,7 @@ def describe_errors(error: ValidationError, raw: Any, source: str) -> str:
 
 
 def _place(loc: tuple[Any, ...], raw: Any) -> str:
-    if len(loc) >= 2 and loc[0] in ("rules", "routes", "silences") and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("rules", "routes", "silences", "inhibit_rules") and isinstance(loc[1], int):
         section, index = loc[0], loc[1]
         entry = raw.get(section, [None] * (index + 1))[index] if isinstance(raw, dict) else None
         name = entry.get("name") if isinstance(entry, dict) else None

@@ -10,6 +10,8 @@ counted as such and lands in no window (its window has been judged already).
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,32 @@ BUCKET_SECONDS = 60
 TOP_PER_BUCKET = 10  # values kept per detail dimension per bucket: enough for a top-5 over a window
 EXAMPLES_PER_BUCKET = 3
 DETAILS = ("app", "resource", "user", "os", "status_code", "client_app")
+USER_SKETCH = 64  # distinct users are exact up to this many per group, and estimated (about 13 %) beyond
+_HASH_SPACE = 2**32
+
+
+def user_hash(user: str, correlation_id: str) -> int:
+    """A 32-bit hash of who signed in (case-insensitive); a sign-in without a user counts as its own person."""
+    text = user.casefold() if user else "\x00" + correlation_id
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "big")
+
+
+def merge_sketch(a: list[int], b: list[int]) -> list[int]:
+    """The union of two distinct-user sketches: the smallest hashes of both (a K-minimum-values sketch)."""
+    if not b:
+        return a
+    if not a:
+        return list(b)
+    union = set(a).union(b)
+    return sorted(union) if len(union) <= USER_SKETCH else heapq.nsmallest(USER_SKETCH, union)
+
+
+def distinct(sketch: list[int]) -> int:
+    """How many distinct users a sketch stands for: exact below USER_SKETCH hashes, else the KMV estimate."""
+    if len(sketch) < USER_SKETCH:
+        return len(sketch)
+    kth = max(sketch)
+    return max(USER_SKETCH, round((USER_SKETCH - 1) * _HASH_SPACE / (kth + 1)))
 
 
 def minute_of(at: float) -> int:
@@ -51,6 +79,7 @@ class Counts:
     unbound: int = 0
     details: dict[str, Counter[str]] = field(default_factory=dict)  # dimension -> value -> unbound sign-ins
     examples: list[str] = field(default_factory=list)  # correlation IDs of unbound sign-ins
+    users: list[int] = field(default_factory=list)  # sketch of the distinct users with unbound sign-ins
 
     def add_unbound(self, describe: dict[str, Iterable[str]], correlation_id: str) -> None:
         self.unbound += 1
@@ -59,6 +88,8 @@ class Counts:
             counter.update(set(values))
         if len(self.examples) < EXAMPLES_PER_BUCKET and correlation_id not in self.examples:
             self.examples.append(correlation_id)
+        user = next(iter(describe.get("user", ())), "")
+        self.users = merge_sketch(self.users, [user_hash(user, correlation_id)])
 
     def merge(self, other: Counts, examples: int = EXAMPLES_PER_BUCKET) -> None:
         self.judged += other.judged
@@ -68,22 +99,34 @@ class Counts:
         for example in other.examples:
             if len(self.examples) < examples and example not in self.examples:
                 self.examples.append(example)
+        self.users = merge_sketch(self.users, other.users)
+
+    @property
+    def distinct_users(self) -> int:
+        """People with an unbound sign-in: one user's device retrying ten times is one."""
+        return distinct(self.users)
+
+    def measure(self, count: str) -> int:
+        """The unbound count a rule looks at: distinct `users`, or `signins`."""
+        return self.distinct_users if count == "users" else self.unbound
 
     def top(self, dimension: str, limit: int = 5) -> list[tuple[str, int]]:
         return self.details.get(dimension, Counter()).most_common(limit)
 
-    def to_data(self) -> list[Any]:
-        trimmed = {d: dict(c.most_common(TOP_PER_BUCKET)) for d, c in self.details.items() if c}
-        return [self.judged, self.unbound, trimmed, self.examples]
+    def to_data(self, top: int = TOP_PER_BUCKET, examples: int = EXAMPLES_PER_BUCKET) -> list[Any]:
+        trimmed = {d: dict(c.most_common(top)) for d, c in self.details.items() if c} if top else {}
+        return [self.judged, self.unbound, trimmed, self.examples[:examples], self.users]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> Counts:
-        judged, unbound, details, examples = data
+        """Rows written before users were counted have four items: their users are unknown (none)."""
+        judged, unbound, details, examples, *users = data
         return cls(
             judged=int(judged),
             unbound=int(unbound),
             details={d: Counter({str(k): int(v) for k, v in c.items()}) for d, c in details.items()},
             examples=[str(e) for e in examples],
+            users=[int(u) for u in users[0]] if users else [],
         )
 
 
@@ -111,7 +154,7 @@ def bucket_from_data(data: dict[str, dict[str, list[Any]]]) -> Bucket:
 def strip_details(bucket: Bucket) -> Bucket:
     """The counts without the detail counters: what a bucket shrinks to when it would not fit one entity."""
     return {
-        rule: {key: Counts(c.judged, c.unbound, {}, c.examples[:1]) for key, c in groups.items()}
+        rule: {key: Counts(c.judged, c.unbound, {}, c.examples[:1], c.users) for key, c in groups.items()}
         for rule, groups in bucket.items()
     }
 
@@ -142,12 +185,44 @@ def baseline_span(clock: float, window: float, baseline: float) -> Span:
     return Span(current.first - minutes_in(baseline), current.first - 1)
 
 
-def total(buckets: Buckets, rule: str, span: Span) -> dict[str, Counts]:
-    """Sum one rule's groups over a span of buckets."""
+def total(
+    buckets: Buckets,
+    rule: str,
+    span: Span,
+    detail: bool = True,
+    *,
+    keys: set[str] | None = None,
+    people: bool = True,
+) -> dict[str, Counts]:
+    """Sum one rule's groups (all, or `keys`) over a span of buckets; without `detail`, only the counts and the
+    people (what judging needs: the top lists and examples are summed only for what is decided, `detailed`);
+    without `people` either, only the counts."""
     sums: dict[str, Counts] = {}
     for minute in span.minutes():
         for key, counts in buckets.get(minute, {}).get(rule, {}).items():
-            sums.setdefault(key, Counts()).merge(counts, examples=5)
+            if keys is not None and key not in keys:
+                continue
+            found = sums.get(key)
+            if found is None:
+                found = sums[key] = Counts()
+            if detail:
+                found.merge(counts, examples=5)
+            else:
+                found.judged += counts.judged
+                found.unbound += counts.unbound
+                if people:
+                    found.users = merge_sketch(found.users, counts.users)
+    return sums
+
+
+def detailed(buckets: Buckets, rule: str, span: Span, keys: Iterable[str]) -> Counts:
+    """The full counts (top lists, examples) of some groups over a span, added up."""
+    wanted = set(keys)
+    sums = Counts()
+    for minute in span.minutes():
+        for key, counts in buckets.get(minute, {}).get(rule, {}).items():
+            if key in wanted:
+                sums.merge(counts, examples=5)
     return sums
 
 

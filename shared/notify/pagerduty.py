@@ -1,7 +1,9 @@
-"""PagerDuty Events API v2: one trigger or resolve event per alert, keyed by the alert's fingerprint; and its notifier.
+"""PagerDuty Events API v2: one trigger or resolve event per notification, keyed by its incident; and its notifier.
 
-The events are pure. PagerDuty folds every event with the same `dedup_key` into one incident, so a
-retried trigger does not page twice and the resolve closes what the trigger opened.
+The events are pure. PagerDuty folds every event with the same `dedup_key` into one incident, so one
+bindwatch incident is one PagerDuty incident: its first notification opens it, an escalation or a reminder
+updates it (the same key: no new page), and its resolve closes it. Notifications made before incidents
+existed (an outbox may still hold some) keep one event per alert, keyed by the alert's fingerprint.
 """
 
 from __future__ import annotations
@@ -85,6 +87,40 @@ def details(alert: Alert) -> dict[str, Any]:
     }
 
 
+def incident_event(notification: Notification, routing_key: str, public_url: str | None = None) -> dict[str, Any]:
+    """The one event of an incident's notification: trigger (opened, escalated, repeated) or resolve."""
+    key = notification.incident[:MAX_DEDUP_KEY]
+    if notification.reason == "resolved":
+        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
+    alerts = notification.alerts
+    top = alerts[0]
+    more = len(alerts) - 1 + notification.omitted
+    text = summary(top)
+    if more:
+        text = text[: MAX_SUMMARY - 40] + f" (+{more} more alert{'s' if more > 1 else ''})"
+    body = event(top, routing_key, public_url)
+    body["dedup_key"] = key
+    body["payload"]["summary"] = text[:MAX_SUMMARY]
+    body["payload"]["severity"] = SEVERITIES.get(notification.severity, "warning")
+    body["payload"]["custom_details"] = {
+        "incident": notification.incident,
+        "reason": notification.reason,
+        "alerts": [
+            {
+                "rule": a.rule,
+                "status": a.status,
+                "severity": a.severity,
+                "title": a.title[:255],
+                "summary": a.summary[:500],
+            }
+            for a in alerts[:MAX_LIST]
+        ],
+        "omitted": notification.omitted + max(0, len(alerts) - MAX_LIST),
+        **details(top),
+    }
+    return body
+
+
 def links(alert: Alert) -> list[dict[str, str]]:
     result = [{"href": url, "text": title} for title, url in alert.links.items() if url.startswith("http")]
     if not result:
@@ -93,7 +129,7 @@ def links(alert: Alert) -> list[dict[str, str]]:
 
 
 class PagerDutyNotifier(Redactor):
-    """Events v2: one event per alert (trigger or resolve), dedup_key = the alert's fingerprint."""
+    """Events v2: one event per notification, dedup_key = its incident (older notifications: one per alert)."""
 
     name = NAME
 
@@ -104,6 +140,10 @@ class PagerDutyNotifier(Redactor):
         self._public_url = public_url
 
     def requests(self, notification: Notification, now: float) -> list[Outgoing]:
+        if notification.incident and (notification.alerts or notification.reason == "resolved"):
+            body = orjson.dumps(incident_event(notification, self._key, self._public_url))
+            part = f"{notification.reason}:{notification.sequence}:{notification.incident}"
+            return [Outgoing(part, self._url, body, {"content-type": "application/json"})]
         return [
             Outgoing(
                 f"{index}:{alert.status}:{dedup_key(alert)}",

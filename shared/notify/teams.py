@@ -64,11 +64,36 @@ FLOOR = Limits(alerts=1, top=0, examples=0, codes=0, text=60, kql=False, listed=
 
 def message(notification: Notification, public_url: str | None = None) -> dict[str, Any]:
     """The Workflows envelope with one card, the first rung of the ladder that fits the budget."""
+    heading = incident_heading(notification)
     for limits in (*LADDER, FLOOR):
-        envelope = envelope_for(card(notification.alerts, limits, public_url))
+        envelope = envelope_for(card(notification.alerts, limits, public_url, heading))
         if size(envelope) < BUDGET_BYTES:
             return envelope
     return envelope_for(_minimal_card(notification.alerts))
+
+
+def incident_heading(notification: Notification) -> dict[str, Any] | None:
+    """The card's first line: the highest severity it holds (or RESOLVED), what happened, and how many alerts.
+
+    Teams posts each notification as a new message, so an incident makes one card when it opens, one more only
+    if it escalates (a critical must not hide in a warning card), and a resolved card when it ends."""
+    if not notification.incident:
+        return None
+    alerts = len(notification.alerts) + notification.omitted
+    count = f"{alerts} alert{'s' if alerts != 1 else ''}"
+    if notification.reason == "resolved":
+        lasted = duration(notification.created_at - notification.opened_at) if notification.opened_at else "unknown"
+        text, colour, style = f"RESOLVED · incident over · {count} · lasted {lasted}", "Good", "good"
+    else:
+        severity = notification.severity
+        verb = {"escalated": "escalated", "repeated": "still open"}.get(notification.reason, "opened")
+        text = f"{severity.upper()} · incident {verb} · {count}"
+        colour, style = _COLOURS.get(severity, "Warning"), _STYLES.get(severity, "warning")
+    since = f"Since {when(notification.opened_at)}" if notification.opened_at else ""
+    items = [{"type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium", "color": colour, "wrap": True}]
+    if since:
+        items.append({"type": "TextBlock", "text": since, "isSubtle": True, "size": "Small", "spacing": "None"})
+    return {"type": "Container", "style": style, "bleed": True, "items": items}
 
 
 def size(document: dict[str, Any]) -> int:
@@ -85,13 +110,15 @@ def envelope_for(content: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def card(alerts: Sequence[Alert], limits: Limits, public_url: str | None = None) -> dict[str, Any]:
+def card(
+    alerts: Sequence[Alert], limits: Limits, public_url: str | None = None, heading: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One card for the alerts of a notification: firing ones in full, resolved ones short."""
     shown = list(alerts[: limits.alerts])
-    body: list[dict[str, Any]] = []
+    body: list[dict[str, Any]] = [heading] if heading else []
     for index, alert in enumerate(shown):
         section = _resolved(alert, limits) if alert.status == "resolved" else _firing(alert, limits)
-        body.append(_container(section, separator=index > 0))
+        body.append(_container(section, separator=index > 0 or bool(heading)))
     body.extend(_rest(alerts[limits.alerts :], limits))
     return _card(body, _actions(shown, limits, public_url))
 

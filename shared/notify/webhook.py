@@ -48,8 +48,22 @@ def payload(notification: Notification, public_url: str | None = None) -> dict[s
             "firing": len(firing),
             "resolved": len(notification.alerts) - len(firing),
             "externalURL": public_url,
+            "incident": incident_payload(notification),
             "alerts": [alert_payload(a) for a in notification.alerts],
         },
+    }
+
+
+def incident_payload(notification: Notification) -> dict[str, Any] | None:
+    """Which incident this tells of and why: receivers update one record per `id` (None for older notifications)."""
+    if not notification.incident:
+        return None
+    return {
+        "id": notification.incident,
+        "reason": notification.reason,
+        "severity": notification.severity,
+        "openedAt": iso(notification.opened_at) if notification.opened_at else None,
+        "omitted": notification.omitted,
     }
 
 
@@ -58,6 +72,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     return {
         "fingerprint": alert.fingerprint,
         "status": alert.status,
+        "incident": alert.incident or None,
         "rule": alert.rule,
         "title": alert.title,
         "severity": alert.severity,

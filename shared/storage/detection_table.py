@@ -1,32 +1,45 @@
-"""Window counts, rule memory and alert states in Azure Table Storage; every write conditional.
+"""Window counts, rule memory, alert states and incidents in Azure Table Storage; every write conditional.
 
-Table layout (one table, `<prefix>detect`):
-- window buckets: PartitionKey "w", RowKey the minute (10 digits); one entity holds every rule's groups for
-  that minute, as JSON split over string properties (d0, d1, ...);
-- rule memory and alert states: PartitionKey "s", RowKey "r:<rule>" / "a:<fingerprint>", `Live` true while
-  they need loading, JSON in d0, d1, ...
+Table layout (one table, `<prefix>detect`), every row bounded:
+- window buckets: PartitionKey "w", RowKey "<minute, 10 digits>:<shard, 2 digits>": a minute's groups are spread
+  over `BUCKET_SHARDS` rows by a hash of rule and group, each row's JSON split over string properties (d0, d1,
+  ...) and held under `ROW_CHARS` characters: a row that would outgrow it sheds its top lists, then its
+  examples, then groups that only count judged sign-ins, then groups (each step counted and logged once);
+- rule memory: PartitionKey "s", RowKey "r:<rule>", and its groups' memory in "m:<rule>:<shard>" (16 shards,
+  each capped by `shared.detect.memory`);
+- alert states "a:<fingerprint>" and incidents "i:<id>", with `Live` true while they need loading.
 
-Per batch that is 1 query + 1 entity-group transaction for the buckets (more only on a conflict or when a
-batch touches over 100 minutes), 1 query for the states, and a write per alert decision or rule-memory change.
+Per batch that is 1 query + 1 entity-group transaction for the buckets (more only on a conflict, when a batch
+touches many minutes, or when its rows would pass the 4 MiB a transaction carries), 1 query for the states, and
+a write per alert decision, incident change or memory change (learning rules: their changed shards every
+window, in transactions).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from shared.detect.incident import IncidentState
 from shared.detect.lifecycle import AlertState
-from shared.detect.memory import RuleState
-from shared.detect.state import StateConflict
-from shared.detect.window import Bucket, Buckets, bucket_from_data, bucket_to_data, merge_bucket, strip_details
+from shared.detect.memory import GroupMemory, RuleState
+from shared.detect.state import Degraded, DetectionState, StateConflict
+from shared.detect.window import Bucket, Buckets, bucket_from_data, merge_bucket
 
 from .entity import MAX_OPS, TooLarge, etag_of, is_conflict, open_table, pack_text, unpack_text
 
 RETRIES = 8
+BUCKET_SHARDS = 8
+ROW_CHARS = 300_000  # characters of JSON in one bucket row (an entity holds 1 MiB of UTF-16 text)
+TRANSACTION_CHARS = 1_500_000  # characters of rows in one transaction (a transaction carries 4 MiB)
+STATE_RETENTION = timedelta(days=7)  # alert states and incidents no longer live are deleted after this
 
 
 def pack(data: Any) -> dict[str, Any]:
@@ -42,6 +55,16 @@ def _minute_key(minute: int) -> str:
     return f"{minute:010d}"
 
 
+def bucket_shard(rule: str, key: str) -> int:
+    """The row of a minute a rule's group is counted in: stable across processes."""
+    digest = hashlib.blake2b(f"{rule}\x1f{key}".encode("utf-8", "surrogatepass"), digest_size=2).digest()
+    return int.from_bytes(digest) % BUCKET_SHARDS
+
+
+def _row_key(minute: int, shard: int) -> str:
+    return f"{minute:010d}:{shard:02d}"
+
+
 StoredBucket = tuple[Bucket, str | None, tuple[str, ...]]  # counts, ETag, the last batches it took in
 REMEMBERED_BATCHES = 32
 _NOTHING: StoredBucket = ({}, None, ())
@@ -53,109 +76,182 @@ class TableDetectionStore:
     def __init__(self, service: TableServiceClient, prefix: str = "bindwatch") -> None:
         self.table: TableClient = open_table(service, f"{prefix}detect")
         self.requests = 0  # storage requests made (the cost budget counts them)
+        self.degraded = Degraded()
 
     # --- window buckets ---
 
     def merge_buckets(self, increments: Buckets, first: int, last: int, batch: str | None = None) -> Buckets:
-        """Add the increments; a minute that already took `batch` in (a rerun of it) does not add it twice."""
-        pending = dict(increments)
-        low = min([first, *pending])
-        high = max([last, *pending])
+        """Add the increments; a row that already took `batch` in (a rerun of it) does not add it twice."""
+        pending = _split(increments)
+        low = min([first, *increments])
+        high = max([last, *increments])
         for _ in range(RETRIES):
             stored = self._read_buckets(low, high)
-            for minute in [m for m in pending if batch and batch in stored.get(m, _NOTHING)[2]]:
-                del pending[minute]
+            for row in [r for r in pending if batch and batch in stored.get(r, _NOTHING)[2]]:
+                del pending[row]
+            if pending:
+                self._write_buckets(pending, stored, batch)
             if not pending:
-                return {m: b for m, (b, _, _) in stored.items() if first <= m <= last}
-            self._write_buckets(pending, stored, batch)
-            if not pending:
-                return {m: b for m, (b, _, _) in stored.items() if first <= m <= last}
+                return _by_minute(stored, first, last)
         raise StateConflict("window buckets kept changing under concurrent writers")
 
-    def _read_buckets(self, low: int, high: int) -> dict[int, StoredBucket]:
-        query = "PartitionKey eq 'w' and RowKey ge @low and RowKey le @high"
-        params = {"low": _minute_key(low), "high": _minute_key(high)}
-        found: dict[int, StoredBucket] = {}
+    def _read_buckets(self, low: int, high: int) -> dict[str, StoredBucket]:
+        query = "PartitionKey eq 'w' and RowKey ge @low and RowKey lt @high"
+        params = {"low": _minute_key(low), "high": _minute_key(high + 1)}
+        found: dict[str, StoredBucket] = {}
         pages = self.table.query_entities(query, parameters=params, results_per_page=1000).by_page()
         for page in pages:
             self.requests += 1
             for entity in page:
                 batches = tuple(json.loads(entity.get("batches") or "[]"))
-                found[int(entity["RowKey"])] = (bucket_from_data(unpack(entity)), etag_of(entity), batches)
+                found[entity["RowKey"]] = (bucket_from_data(unpack(entity)), etag_of(entity), batches)
         return found
 
-    def _write_buckets(self, pending: Buckets, stored: dict[int, StoredBucket], batch: str | None) -> None:
-        """Write what it can; minutes written are removed from `pending` and updated in `stored`."""
-        minutes = sorted(pending)
-        for start in range(0, len(minutes), MAX_OPS):
-            chunk = minutes[start : start + MAX_OPS]
-            merged = {m: _merged(stored.get(m), pending[m]) for m in chunk}
-            batches = {m: _remembered(stored.get(m), batch) for m in chunk}
-            operations = [_bucket_operation(m, merged[m], stored.get(m), batches[m]) for m in chunk]
+    def _write_buckets(self, pending: dict[str, Bucket], stored: dict[str, StoredBucket], batch: str | None) -> None:
+        """Write what it can; rows written are removed from `pending` and updated in `stored`."""
+        rows = [(row, *self._bucket_row(row, pending[row], stored.get(row), batch)) for row in pending]
+        for chunk in _chunks(rows):
             try:
                 self.requests += 1
-                results = self.table.submit_transaction(operations)
+                results = self.table.submit_transaction([operation for _, operation, _ in chunk])
             except HttpResponseError as error:
                 if not is_conflict(error):
                     raise
                 return  # re-read and re-merge what is left
-            for minute, result in zip(chunk, results, strict=True):
-                stored[minute] = (merged[minute], result.get("etag"), batches[minute])
-                del pending[minute]
+            for (row, _, merged), result in zip(chunk, results, strict=True):
+                known = stored.get(row)
+                stored[row] = (merged, result.get("etag"), _remembered(known, batch))
+                del pending[row]
+
+    def _bucket_row(
+        self, row: str, increment: Bucket, stored: StoredBucket | None, batch: str | None
+    ) -> tuple[tuple[Any, ...], Bucket]:
+        merged: Bucket = bucket_from_data(_bucket_data(stored[0])) if stored else {}
+        merge_bucket(merged, increment)
+        body = self._fitted(merged)
+        entity = {"PartitionKey": "w", "RowKey": row, **body, "batches": json.dumps(list(_remembered(stored, batch)))}
+        if stored is None:
+            return ("create", entity), merged
+        options = {"mode": UpdateMode.REPLACE, "etag": stored[1], "match_condition": MatchConditions.IfNotModified}
+        return ("update", entity, options), merged
+
+    def _fitted(self, bucket: Bucket) -> dict[str, Any]:
+        """The row's body within ROW_CHARS: detail goes first, then whole groups (each loss counted)."""
+        for step, (top, examples) in enumerate(((10, 3), (3, 1), (0, 0))):
+            text = _text(bucket, top, examples)
+            if len(text) <= ROW_CHARS:
+                if step:
+                    self.degraded.note("bucket_detail", 1, level=step)
+                return pack_text(text)
+        text, dropped = _shed(bucket)
+        self.degraded.note("bucket_detail", 1, level=3)
+        self.degraded.note("bucket_groups", dropped)
+        return pack_text(text)
 
     def prune(self, before: int) -> int:
-        query = "PartitionKey eq 'w' and RowKey lt @before"
-        pages = self.table.query_entities(
-            query, parameters={"before": _minute_key(before)}, select=["PartitionKey", "RowKey"]
-        ).by_page()
+        """Old window buckets, and alert states and incidents that stopped being live a week ago."""
+        keys = self._keys("PartitionKey eq 'w' and RowKey lt @before", {"before": _minute_key(before)})
+        cutoff = datetime.now(UTC) - STATE_RETENTION
+        keys += self._keys("PartitionKey eq 's' and Live eq false and Timestamp lt @cutoff", {"cutoff": cutoff})
+        for start in range(0, len(keys), MAX_OPS):
+            chunk = keys[start : start + MAX_OPS]
+            for partition in {p for p, _ in chunk}:
+                self.requests += 1
+                rows = [("delete", {"PartitionKey": p, "RowKey": r}) for p, r in chunk if p == partition]
+                self.table.submit_transaction(rows)
+        return len(keys)
+
+    def _keys(self, query: str, parameters: dict[str, Any]) -> list[tuple[str, str]]:
+        pages = self.table.query_entities(query, parameters=parameters, select=["PartitionKey", "RowKey"]).by_page()
         keys = []
         for page in pages:
             self.requests += 1
-            keys += [entity["RowKey"] for entity in page]
-        for start in range(0, len(keys), MAX_OPS):
-            self.requests += 1
-            self.table.submit_transaction(
-                [("delete", {"PartitionKey": "w", "RowKey": k}) for k in keys[start : start + MAX_OPS]]
-            )
-        return len(keys)
+            keys += [(entity["PartitionKey"], entity["RowKey"]) for entity in page]
+        return keys
 
-    # --- rule memory and alert states ---
+    # --- rule memory, alert states and incidents ---
 
-    def load_states(self) -> tuple[dict[str, RuleState], dict[str, AlertState]]:
-        rules: dict[str, RuleState] = {}
-        alerts: dict[str, AlertState] = {}
+    def load_states(self) -> DetectionState:
+        state = DetectionState()
         pages = self.table.query_entities("PartitionKey eq 's' and Live eq true", results_per_page=1000).by_page()
         for page in pages:
             self.requests += 1
             for entity in page:
                 key: str = entity["RowKey"]
+                data, etag = unpack(entity), etag_of(entity)
                 if key.startswith("r:"):
-                    rules[key[2:]] = RuleState.from_data(unpack(entity), etag_of(entity))
+                    state.rules[key[2:]] = RuleState.from_data(data, etag)
+                elif key.startswith("m:"):
+                    memory = GroupMemory.from_data(data, etag)
+                    state.memory[memory.rule, memory.shard] = memory
+                elif key.startswith("i:"):
+                    state.incidents[key[2:]] = IncidentState.from_data(data, etag)
                 else:
-                    alerts[key[2:]] = AlertState.from_data(unpack(entity), etag_of(entity))
-        return rules, alerts
+                    state.alerts[key[2:]] = AlertState.from_data(data, etag)
+        return state
 
     def save_rule(self, state: RuleState) -> bool:
-        etag = self._save("r:" + state.name, state.to_data(), True, state.etag)
-        if etag is None:
-            return False
-        state.etag = etag
-        return True
+        return _stamp(state, self._save(_rule_row(state), pack(state.to_data()), True, state.etag))
 
     def load_rule(self, name: str) -> RuleState | None:
         entity = self._get("r:" + name)
         return RuleState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
 
+    def save_memory(
+        self, shards: Sequence[GroupMemory], rules: Sequence[RuleState] = ()
+    ) -> list[GroupMemory | RuleState]:
+        """Rule rows and shards in one transaction (chunked); a chunk that conflicts is written row by row to find
+        out which lost."""
+        lost: list[GroupMemory | RuleState] = []
+        rows = [(r, self._operation(_rule_row(r), pack(r.to_data()), True, r.etag), None) for r in rules]
+        rows += [(s, self._operation(_memory_row(s), pack(s.to_data()), True, s.etag), None) for s in shards]
+        for chunk in _chunks(rows):
+            try:
+                self.requests += 1
+                results = self.table.submit_transaction([operation for _, operation, _ in chunk])
+            except HttpResponseError as error:
+                if not is_conflict(error):
+                    raise
+                lost += [item for item, _, _ in chunk if not self._save_one(item)]
+                continue
+            for (item, _, _), result in zip(chunk, results, strict=True):
+                item.etag = result.get("etag")
+        return lost
+
+    def _save_one(self, item: GroupMemory | RuleState) -> bool:
+        if isinstance(item, RuleState):
+            return self.save_rule(item)
+        return _stamp(item, self._save(_memory_row(item), pack(item.to_data()), True, item.etag))
+
+    def load_memory(self, rule: str, shard: int) -> GroupMemory | None:
+        entity = self._get(_memory_row(GroupMemory(rule, shard)))
+        return GroupMemory.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
+
     def save_alert(self, state: AlertState) -> bool:
-        etag = self._save("a:" + state.fingerprint, state.to_data(), state.live, state.etag)
-        if etag is None:
-            return False
-        state.etag = etag
-        return True
+        return _stamp(state, self._save("a:" + state.fingerprint, pack(state.to_data()), state.live, state.etag))
 
     def load_alert(self, fingerprint: str) -> AlertState | None:
         entity = self._get("a:" + fingerprint)
         return AlertState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
+
+    def save_incident(self, state: IncidentState) -> bool:
+        return _stamp(state, self._save("i:" + state.id, self._incident_body(state), state.live, state.etag))
+
+    def _incident_body(self, state: IncidentState) -> dict[str, Any]:
+        """An incident that would not fit one row keeps its alerts' decisions only for the first ones."""
+        data = state.to_data()
+        try:
+            return pack(data)
+        except TooLarge:
+            shown = [m for m in data["members"].values() if m["alert"] is not None]
+            for member in shown[1:]:
+                member["alert"] = None
+            self.degraded.note("incident_detail", len(shown) - 1, incident=state.id)
+            return pack(data)
+
+    def load_incident(self, incident: str) -> IncidentState | None:
+        entity = self._get("i:" + incident)
+        return IncidentState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
 
     def _get(self, row: str) -> Any:
         self.requests += 1
@@ -166,15 +262,21 @@ class TableDetectionStore:
                 return None
             raise
 
-    def _save(self, row: str, data: Any, live: bool, etag: str | None) -> str | None:
-        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **pack(data)}
+    def _operation(self, row: str, body: dict[str, Any], live: bool, etag: str | None) -> tuple[Any, ...]:
+        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **body}
+        if etag is None:
+            return ("create", entity)
+        return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_UNCHANGED})
+
+    def _save(self, row: str, body: dict[str, Any], live: bool, etag: str | None) -> str | None:
+        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **body}
         self.requests += 1
         try:
             if etag is None:
                 result = self.table.create_entity(entity)
             else:
                 result = self.table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=_IF_UNCHANGED
                 )
         except HttpResponseError as error:
             if is_conflict(error):
@@ -183,27 +285,88 @@ class TableDetectionStore:
         return result.get("etag")
 
 
+_IF_UNCHANGED = MatchConditions.IfNotModified
+
+
+def _stamp(state: Any, etag: str | None) -> bool:
+    if etag is None:
+        return False
+    state.etag = etag
+    return True
+
+
+def _rule_row(state: RuleState) -> str:
+    return "r:" + state.name
+
+
+def _memory_row(shard: GroupMemory) -> str:
+    return f"m:{shard.rule}:{shard.shard:02d}"
+
+
+def _split(increments: Buckets) -> dict[str, Bucket]:
+    """A batch's increments by row: minute and shard."""
+    rows: dict[str, Bucket] = {}
+    for minute, bucket in increments.items():
+        for rule, groups in bucket.items():
+            for key, counts in groups.items():
+                row = rows.setdefault(_row_key(minute, bucket_shard(rule, key)), {})
+                row.setdefault(rule, {})[key] = counts
+    return rows
+
+
+def _by_minute(stored: dict[str, StoredBucket], first: int, last: int) -> Buckets:
+    """Rows back into minutes (rows written before sharding, keyed by the minute alone, add in too)."""
+    buckets: Buckets = {}
+    for row, (bucket, _, _) in stored.items():
+        minute = int(row[:10])
+        if first <= minute <= last:
+            merge_bucket(buckets.setdefault(minute, {}), bucket)
+    return buckets
+
+
 def _remembered(stored: StoredBucket | None, batch: str | None) -> tuple[str, ...]:
-    """The last batches a minute took in, so a rerun of one of them is recognised (bounded)."""
+    """The last batches a row took in, so a rerun of one of them is recognised (bounded)."""
     known = stored[2] if stored else ()
     return (*known, batch)[-REMEMBERED_BATCHES:] if batch else known
 
 
-def _merged(stored: StoredBucket | None, increment: Bucket) -> Bucket:
-    bucket = bucket_from_data(bucket_to_data(stored[0])) if stored else {}
-    merge_bucket(bucket, increment)
-    return bucket
+def _bucket_data(bucket: Bucket, top: int = 10, examples: int = 3) -> dict[str, dict[str, list[Any]]]:
+    return {rule: {key: c.to_data(top, examples) for key, c in groups.items()} for rule, groups in bucket.items()}
 
 
-def _bucket_operation(
-    minute: int, bucket: Bucket, stored: StoredBucket | None, batches: tuple[str, ...]
-) -> tuple[Any, ...]:
-    try:
-        body = pack(bucket_to_data(bucket))
-    except TooLarge:
-        body = pack(bucket_to_data(strip_details(bucket)))  # keep the counts; lose the top lists of this minute
-    entity = {"PartitionKey": "w", "RowKey": _minute_key(minute), **body, "batches": json.dumps(list(batches))}
-    if stored is None:
-        return ("create", entity)
-    options = {"mode": UpdateMode.REPLACE, "etag": stored[1], "match_condition": MatchConditions.IfNotModified}
-    return ("update", entity, options)
+def _text(bucket: Bucket, top: int, examples: int) -> str:
+    return json.dumps(_bucket_data(bucket, top, examples), separators=(",", ":"), ensure_ascii=False)
+
+
+def _shed(bucket: Bucket) -> tuple[str, int]:
+    """Counts only, groups with unbound sign-ins first (they are what can alert), the busiest first, until the
+    row is full; returns the text and how many groups were dropped."""
+    entries = [(rule, key, c) for rule, groups in bucket.items() for key, c in groups.items()]
+    entries.sort(key=lambda e: (e[2].unbound == 0, -e[2].unbound, -e[2].judged))
+    kept: dict[str, dict[str, list[Any]]] = {}
+    used = 2
+    for rule, key, counts in entries:
+        item = json.dumps({key: counts.to_data(0, 0)}, separators=(",", ":"), ensure_ascii=False)
+        cost = len(item) + len(rule) + 6
+        if used + cost > ROW_CHARS:
+            continue
+        kept.setdefault(rule, {})[key] = counts.to_data(0, 0)
+        used += cost
+    dropped = len(entries) - sum(len(groups) for groups in kept.values())
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False), dropped
+
+
+def _chunks(rows: list[tuple[Any, tuple[Any, ...], Any]]) -> Iterator[list[tuple[Any, tuple[Any, ...], Any]]]:
+    """Transactions of at most 100 operations and TRANSACTION_CHARS characters of rows."""
+    chunk: list[tuple[Any, tuple[Any, ...], Any]] = []
+    size = 0
+    for row in rows:
+        entity = row[1][1]
+        cost = sum(len(v) for v in entity.values() if isinstance(v, str))
+        if chunk and (len(chunk) >= MAX_OPS or size + cost > TRANSACTION_CHARS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += cost
+    if chunk:
+        yield chunk

@@ -1,11 +1,11 @@
-"""The alert lifecycle, pure: fire, repeat, resolve, group wait, and the alert line and content."""
+"""The alert lifecycle, pure: fire, repeat, resolve, and the alert line and content (incidents: test_incident.py)."""
 
 from __future__ import annotations
 
 from shared.core.alert import Alert, fingerprint
 from shared.detect.content import render
 from shared.detect.kinds.base import Finding
-from shared.detect.lifecycle import FIRING, RESOLVED, AlertState, Timing, due, enqueue, notifications, step, take
+from shared.detect.lifecycle import FIRING, RESOLVED, AlertState, Timing, step
 from shared.detect.rules import parse_rules
 from shared.detect.window import Counts
 
@@ -57,52 +57,23 @@ def test_spike_keeps_the_expected_count_it_started_with() -> None:
     assert s.expected == 1.5
 
 
-def alert(status: str, at: float, receivers: list[str], rule: str = "r") -> Alert:
-    return Alert(fingerprint(rule, {}), rule, status, at, receivers=receivers)  # type: ignore[arg-type]
-
-
-def test_group_wait_collects_alerts_for_one_destination_into_one_notification() -> None:
-    a, b = state(), AlertState(fingerprint("q", {}), "q", {})
-    enqueue(a, alert("firing", T, ["teams", "pagerduty"]), T)
-    enqueue(b, alert("firing", T + 20, ["teams"], rule="q"), T + 20)
-    assert not due([a, b], T + 29, group_wait=30)
-    assert due([a, b], T + 30, group_wait=30)
-    taken = take(a) + take(b)
-    sent = notifications(taken, T + 30)
-    assert [(n.receiver, [x.rule for x in n.alerts]) for n in sent] == [("pagerduty", ["r"]), ("teams", ["r", "q"])]
-    assert a.notified and not a.outbox
-    assert sent[1].id == notifications(taken, T + 30)[1].id  # stable across retries
-
-
-def test_a_firing_resolved_before_anyone_was_told_sends_nothing() -> None:
-    s = state()
-    enqueue(s, alert("firing", T, ["teams"]), T)
-    enqueue(s, alert("resolved", T + 10, ["teams"]), T + 10)
-    assert not s.outbox
-
-
-def test_a_resolve_after_a_sent_firing_is_sent() -> None:
-    s = state()
-    enqueue(s, alert("firing", T, ["teams"]), T)
-    take(s)
-    enqueue(s, alert("resolved", T + 900, ["teams"]), T + 900)
-    assert [a["status"] for a in s.outbox] == ["resolved"]
-
-
-def test_silenced_and_unrouted_alerts_wait_for_nobody() -> None:
-    s = state()
-    muted = alert("firing", T, ["teams"])
-    muted.silenced = True
-    enqueue(s, muted, T)
-    enqueue(s, alert("firing", T, []), T)
-    assert not s.outbox and not due([s], T + 3600, 30, flush_all=True)
-
-
-def test_state_round_trips() -> None:
+def test_state_round_trips_and_reads_older_rows() -> None:
     s = state()
     step(s, True, T, TIMING, expected=2.0)
-    enqueue(s, alert("firing", T, ["teams"]), T)
+    s.incident = "inc-00000000000000000000"
     assert AlertState.from_data(s.to_data(), "e").to_data() == s.to_data()
+    older = {**s.to_data(), "outbox": [{"rule": "r"}], "outbox_since": T, "notified": True}  # before incidents
+    assert AlertState.from_data(older).to_data() == s.to_data()
+
+
+def test_a_new_episode_belongs_to_no_incident_until_it_joins_one() -> None:
+    s = state()
+    step(s, True, T, TIMING)
+    s.incident, s.held = "inc-a", True
+    step(s, False, T + 10, TIMING)
+    step(s, False, T + 700, TIMING)
+    step(s, True, T + 800, TIMING)
+    assert (s.incident, s.held) == (None, False)
 
 
 def test_fingerprints_are_stable_and_order_free() -> None:

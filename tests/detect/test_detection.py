@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from shared.app import compose
@@ -60,12 +61,21 @@ def detector(
 BURST_START = (BASE_TIME + timedelta(hours=2, minutes=40)).timestamp()
 
 
+def about_teams(alert: dict[str, Any]) -> bool:
+    """An alert of the Teams burst: Teams' own, or a platform's whose unbound sign-ins are mostly Teams'."""
+    if "app" in alert["group"]:
+        return alert["group"]["app"] == "Microsoft Teams"
+    apps = alert["top"]["apps"]
+    return apps[0][0] == "Microsoft Teams" and apps[0][1] * 2 > sum(count for _, count in apps)
+
+
 def test_the_burst_sample_alerts_within_ten_minutes_and_only_for_teams() -> None:
     alerts = run(detector(), messages_from([str(ROOT / "samples" / "02-burst.jsonl")]))
     firing = [a for a in alerts if a["status"] == "firing"]
     assert firing
     assert min(at(a) for a in firing) - BURST_START < 600
-    assert {a["group"]["app"] for a in firing} == {"Microsoft Teams"}
+    assert all(about_teams(a) for a in firing)
+    assert {a["group"]["app"] for a in firing if "app" in a["group"]} == {"Microsoft Teams"}
     first = min(firing, key=at)
     assert first["codes"][0]["code"] == 1008
     assert "theft" not in first["summary"].lower()
@@ -118,7 +128,7 @@ def test_hours_of_noise_raise_nothing_and_a_burst_alerts_in_time(seed: int) -> N
     assert early == [], "noise raised an alert"
     firing = [a for a in alerts if a["status"] == "firing"]
     assert firing and min(at(a) for a in firing) - burst_start <= 600
-    assert all(a["group"].get("app") == "Microsoft Teams" for a in firing)
+    assert all(about_teams(a) for a in firing)
 
 
 def test_the_same_stream_without_the_burst_is_quiet() -> None:
@@ -170,10 +180,13 @@ def decisions(lines: Iterable[dict[str, Any]]) -> list[tuple[str, str, str, str]
 
 def test_a_restart_in_the_middle_neither_loses_nor_repeats_an_alert() -> None:
     messages = burst_messages()
-    whole = decisions(run(detector(), messages))
+    split = 25  # mid-burst: some alerts fired before the restart, the rest after
+    batches = _batches(messages[:split]) + _batches(messages[split:])  # the same batches with and without restart
+    alone = Pipeline(MemoryStore(), SETTLE, observers=[detector()])
+    reference = [line for b in batches for line in alone.ingest(b).lines] + alone.drain().lines
+    whole = decisions(line for line in reference if line["type"] == "alert")
     state = MemoryDetectionStore()
     signins = MemoryStore()
-    split = 25  # mid-burst: some alerts fired before the restart, the rest after
     first = Pipeline(signins, SETTLE, observers=[detector(store=state)])
     lines = [line for m in _batches(messages[:split]) for line in first.ingest(m).lines]
     second = Pipeline(signins, SETTLE, observers=[detector(store=state)])  # a new process: nothing in memory
@@ -217,45 +230,61 @@ def test_an_instance_with_stale_state_does_not_repeat_a_decision() -> None:
     assert again == []  # every decision lost its conditional write to a's, so b emitted nothing
 
 
+def until(messages: list[Message], end: float) -> list[Message]:
+    """The messages before the first one holding a sign-in after `end` (event time)."""
+    for index, message in enumerate(messages):
+        times = [parse_time(r["properties"]["createdDateTime"]) or 0.0 for r in orjson.loads(message.body)["records"]]
+        if max(times) > end:
+            return messages[:index]
+    return messages
+
+
 def test_the_timer_resolves_alerts_whose_traffic_stopped() -> None:
     wall = FixedClock(BURST_START + 3600)
     notes: list[Notification] = []
     found = detector(handed=notes)
     pipeline = Pipeline(MemoryStore(), SETTLE, observers=[found], wall=wall)
     fired = []
-    for batch in _batches(burst_messages()):
+    for batch in _batches(until(burst_messages(), BURST_START + 15 * 60)):  # the stream stops with the burst
         fired += [line for line in pipeline.ingest(batch).lines if line["type"] == "alert"]
     assert fired and not any(line["status"] == "resolved" for line in fired)
-    resolved: list[dict[str, Any]] = []
+    ticked: list[dict[str, Any]] = []
     del notes[:]  # only what the timer hands over
     for _ in range(12):  # the timer, every 5 minutes of wall time, with no records
         wall.advance(300)
         outcome = pipeline.tick()
-        resolved += [line for line in outcome.lines if line["type"] == "alert"]
-    assert {line["fingerprint"] for line in resolved} == {line["fingerprint"] for line in fired}
-    assert all(line["status"] == "resolved" for line in resolved)
+        ticked += [line for line in outcome.lines if line["type"] == "alert"]
+    started = {line["fingerprint"] for line in fired + ticked if line["status"] == "firing"}
+    resolved = {line["fingerprint"] for line in ticked if line["status"] == "resolved"}
+    assert resolved == started  # the timer's minutes may still see the burst's end fire one; it resolves it too
     assert any(a.status == "resolved" for n in notes for a in n.alerts)
 
 
 # --- notifications, silences, configuration ---
 
 
-def test_alerts_that_fire_together_go_out_as_one_notification_per_destination() -> None:
+def test_one_incident_is_one_page_per_destination_headed_by_its_highest_severity() -> None:
+    """The Teams burst hits report-only and enforced sign-ins on several platforms: several alerts, one incident.
+    (Before incidents it opened four PagerDuty incidents and three Teams cards, one headed WARNING.)"""
     notes: list[Notification] = []
     found = detector(handed=notes)
     pipeline = Pipeline(MemoryStore(), SETTLE, observers=[found])
-    for batch in _batches(burst_messages()):
-        pipeline.ingest(batch)
-    pipeline.drain()
-    assert notes
-    receivers = {n.receiver for n in notes}
-    assert receivers == {"teams", "pagerduty"}
-    critical = [a for n in notes if n.receiver == "pagerduty" for a in n.alerts]
-    assert critical and all(a.severity == "critical" for a in critical)  # routes: pagerduty gets critical only
-    teams = [n for n in notes if n.receiver == "teams"]
-    assert any(len(n.alerts) > 1 for n in teams)
-    sent = [(a.fingerprint, a.status, a.at) for n in teams for a in n.alerts]
-    assert len(sent) == len(set(sent))
+    lines = [line for batch in _batches(burst_messages()) for line in pipeline.ingest(batch).lines]
+    lines += pipeline.drain().lines
+    firing = [line for line in lines if line["type"] == "alert" and line["status"] == "firing"]
+    assert len({line["fingerprint"] for line in firing}) > 2  # several rules and groups fired...
+    assert len({line["incident"] for line in firing}) == 1  # ...as one incident
+    assert sorted((n.receiver, n.reason) for n in notes) == [
+        ("pagerduty", "opened"),
+        ("pagerduty", "resolved"),
+        ("teams", "opened"),
+        ("teams", "resolved"),
+    ]
+    opened = {n.receiver: n for n in notes if n.reason == "opened"}
+    assert opened["teams"].severity == "critical" and opened["teams"].alerts[0].severity == "critical"
+    assert len(opened["teams"].alerts) > 1  # the warnings are in the same card
+    assert {a.severity for a in opened["pagerduty"].alerts} == {"critical"}  # routes: pagerduty gets critical only
+    assert len({n.incident for n in notes}) == 1
 
 
 def test_silenced_alerts_are_decided_and_logged_but_not_notified() -> None:
@@ -263,7 +292,7 @@ def test_silenced_alerts_are_decided_and_logged_but_not_notified() -> None:
         "rules": [r.model_dump() for r in load_rules().rules],
         "silences": [
             {
-                "match": {"app": "Microsoft Teams"},
+                "match": {"rule": [r.name for r in load_rules().rules]},
                 "starts": datetime.fromtimestamp(BURST_START - 3600).astimezone(),
                 "ends": datetime.fromtimestamp(BURST_START + 7200).astimezone(),
                 "comment": "known Teams rollout",

@@ -1,4 +1,4 @@
-"""Notifications reach the outbox before the alert states say they were sent: a crash in between loses none."""
+"""Notifications reach the outbox before the incident says they were told: a crash in between loses none."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from shared.app import compose
 from shared.core.alert import Notification
 from shared.core.message import Message
-from shared.detect.lifecycle import AlertState
+from shared.detect.incident import IncidentState
 from shared.detect.state import MemoryDetectionStore
 from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
@@ -24,12 +24,12 @@ class Crash(Exception):
 
 
 class CrashOnTake(MemoryDetectionStore):
-    """Fails the write that records a flushed alert as handed over (its outbox queue emptied)."""
+    """Fails the write that records an incident's notification as handed over (a destination told)."""
 
-    def save_alert(self, state: AlertState) -> bool:
-        if not state.outbox and self.armed:
+    def save_incident(self, state: IncidentState) -> bool:
+        if state.told and self.armed:
             raise Crash
-        return super().save_alert(state)
+        return super().save_incident(state)
 
     armed = False
 
@@ -46,5 +46,5 @@ def test_a_crash_after_the_handoff_keeps_the_notification(monkeypatch: pytest.Mo
     with pytest.raises(Crash):
         for _ in replay.run(Message(line) for line in lines):
             pass
-    assert outbox, "the notification must be in the outbox before the alert state is written"
-    assert all(a.status == "firing" for n in outbox for a in n.alerts)
+    assert outbox, "the notification must be in the outbox before the incident records it"
+    assert all(n.reason == "opened" for n in outbox)

@@ -13,7 +13,8 @@ from shared.core.request import judge
 from shared.core.signin import SignIn
 from shared.detect.evaluation import evaluate, moment_for
 from shared.detect.grouping import group_key, group_keys
-from shared.detect.memory import RuleState
+from shared.detect.kinds import KINDS
+from shared.detect.memory import GroupMemory, RuleState, shard_of
 from shared.detect.routing import labels, receivers, silenced
 from shared.detect.rules import DEFAULT_RULES_FILE, RulesFile, load_rules, parse_duration, parse_rules
 from shared.detect.window import Tally, minute_of
@@ -46,18 +47,24 @@ def rules(*entries: dict[str, Any], **extra: Any) -> RulesFile:
 
 
 def test_the_shipped_rules_file_loads_and_keeps_report_only_and_enforced_apart() -> None:
+    """The defaults count people against learnt rates (issue 12: the old spike, volume, ratio and new defaults
+    paged ten times on two ordinary days); enforced blocks are critical, would-be blocks warnings."""
     shipped = load_rules()
-    assert len(shipped.active_rules) >= 5
-    assert {r.kind for r in shipped.rules} == {"threshold", "spike", "ratio", "new"}
+    assert len(shipped.active_rules) >= 2
+    assert {r.kind for r in shipped.rules} == {"unusual"}
     for rule in shipped.rules:
         assert "enforcement" in rule.group_by or rule.enforcement() in ("report_only", "enforced"), rule.name
+        assert rule.count == "users", rule.name
+        assert rule.min_current >= 2, rule.name  # a single user never pages
+        assert rule.severity_of({"enforcement": "enforced"}) == "critical"
+        assert rule.severity_of({"enforcement": "report_only"}) == "warning"
 
 
 def test_every_rule_field_is_documented() -> None:
-    from shared.detect.rules import Defaults, Route, Rule, Silence
+    from shared.detect.rules import Defaults, Incidents, InhibitRule, Route, Rule, Silence
 
     doc = (DEFAULT_RULES_FILE.parent / "docs" / "rules.md").read_text(encoding="utf-8")
-    for model in (Rule, Defaults, Route, Silence):
+    for model in (Rule, Defaults, Route, Silence, Incidents, InhibitRule):
         for name in model.model_fields:
             assert f"`{name}`" in doc, f"{model.__name__}.{name} is not in docs/rules.md"
 
@@ -268,28 +275,47 @@ def test_new_fires_for_a_group_not_seen_unbound_during_the_lookback() -> None:
     ).rules[0]
     key = group_key(["Teams"])
     state = RuleState("n", started=T)
+    memory = GroupMemory("n", shard_of(key))
     tally = Tally()
     early = T + 3600
-    state.see(key, early, rule.lookback)
+    memory.see(key, early, rule.lookback)
     fill(tally, "n", key, early, unbound=1)
-    assert not evaluate(rule, tally.buckets, moment_for(rule, early, state))[0].holds  # warm-up
+    assert not evaluate(rule, tally.buckets, moment_for(rule, early, state, memory.entries))[0].holds  # warm-up
     again = T + 2 * 86400
-    state.see(key, again, rule.lookback)  # seen a day ago: not new
+    memory.see(key, again, rule.lookback)  # seen a day ago: not new
     fill(tally, "n", key, again, unbound=1)
-    assert not evaluate(rule, tally.buckets, moment_for(rule, again, state))[0].holds
+    assert not evaluate(rule, tally.buckets, moment_for(rule, again, state, memory.entries))[0].holds
     much_later = again + 8 * 86400
-    assert state.see(key, much_later, rule.lookback)
+    assert memory.see(key, much_later, rule.lookback)
     fill(tally, "n", key, much_later, unbound=1)
-    assert evaluate(rule, tally.buckets, moment_for(rule, much_later, state))[0].holds
-    assert not evaluate(rule, tally.buckets, moment_for(rule, much_later + 3601, state), [key])[0].holds
+    assert evaluate(rule, tally.buckets, moment_for(rule, much_later, state, memory.entries))[0].holds
+    later = moment_for(rule, much_later + 3601, state, memory.entries)
+    assert not evaluate(rule, tally.buckets, later, [key])[0].holds
 
 
 def test_rule_memory_writes_are_coarse() -> None:
     state = RuleState("n")
     assert state.start(T) and not state.start(T + 5) and state.start(T - 5)
-    assert state.see("k", T, 86400)
-    assert not state.see("k", T + 60, 86400)  # the same episode, within the hour: no write needed
-    assert state.see("k", T + 7200, 86400)
+    memory = GroupMemory("n", 0)
+    assert memory.see("k", T, 86400)
+    assert not memory.see("k", T + 60, 86400)  # the same episode, within the hour: no write needed
+    assert memory.see("k", T + 7200, 86400)
+
+
+def test_a_new_rule_forgets_groups_after_its_lookback_which_changes_no_decision() -> None:
+    """Issue 13: the memory of a `new` rule grew with every group ever seen. A group unseen for the lookback is
+    new again either way, so forgetting it is exact, and bounds the memory by the groups of one lookback."""
+    rule = rules({"name": "n", "kind": "new", "lookback": "1d", "window": "1h", "group_by": ["user"]}).rules[0]
+    forget = KINDS["new"].forget(rule, T + 3 * 86400)
+    memory = GroupMemory("n", 0)
+    for index in range(100):
+        memory.see(f"u{index}", T + index * 3600, rule.lookback)  # one user an hour for 100 hours
+    remembered = dict(memory.entries)
+    assert forget is not None and memory.apply(forget)
+    assert 0 < len(memory.entries) < len(remembered)
+    for key, (_, last) in remembered.items():
+        if key not in memory.entries:  # forgotten: a sighting now would start a new episode anyway
+            assert last + rule.lookback < T + 3 * 86400
 
 
 # --- routes and silences ---

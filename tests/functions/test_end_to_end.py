@@ -59,19 +59,20 @@ def verify(request: object) -> dict:
     return json.loads(payload)
 
 
-def test_burst_through_the_function_pages_the_webhook_once_per_decision(function_env: HTTPServer) -> None:
+def test_burst_through_the_function_is_one_incident_opened_and_resolved_once(function_env: HTTPServer) -> None:
     function_env.expect_request("/alerts", method="POST").respond_with_data("", status=202)
     ingest = ingest_signins.build().get_user_function()
     events = events_of(ROOT / "samples" / "02-burst.jsonl")
     for start in range(0, len(events), 10):
         ingest(events[start : start + 10])
     settle_signins.build().get_user_function()(None)
-    sent = [verify(request)["data"]["alerts"] for request, _ in function_env.log]
-    decisions = [(a["rule"], a["status"]) for alerts in sent for a in alerts]
-    assert ("unbound-spike-report-only", "firing") in decisions
+    sent = [verify(request)["data"] for request, _ in function_env.log]
+    assert [data["incident"]["reason"] for data in sent] == ["opened", "resolved"]  # one incident, told twice
+    assert len({data["incident"]["id"] for data in sent}) == 1
+    decisions = [(a["fingerprint"], a["status"]) for data in sent for a in data["alerts"]]
     assert len(decisions) == len(set(decisions))  # nothing sent twice
-    firing = [a for alerts in sent for a in alerts if a["status"] == "firing"]
-    assert all(a["group"].get("app") == "Microsoft Teams" for a in firing)
+    firing = [a for a in sent[0]["alerts"] if a["status"] == "firing"]
+    assert {a["group"]["app"] for a in firing if "app" in a["group"]} == {"Microsoft Teams"}
     # A redelivered invocation changes nothing and sends nothing more.
     before = len(function_env.log)
     ingest(events[:10])

@@ -31,9 +31,28 @@ SECRET = "whsec_" + base64.b64encode(b"bindwatch-test-secret-32-bytes!!").decode
 TEAMS_URL = "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=SAS0secret0sig"
 
 
+INCIDENT = "inc-5a7e1c0d9b3f2e4a6c8d"
+
+
 def notification(*statuses: str) -> Notification:
     alerts = [sample(kind, status) for kind, status in zip(("spike", "ratio", "new"), statuses, strict=False)]
     return Notification("webhook", alerts, 1_773_152_460.0)
+
+
+def incident_notification(receiver: str = "webhook", reason: str = "opened") -> Notification:
+    """What detection hands over now: one incident's alerts, the highest severity first."""
+    alerts = [sample("spike"), sample("ratio", "resolved")]
+    for alert in alerts:
+        alert.incident = INCIDENT
+    return Notification(
+        receiver,
+        alerts,
+        1_773_152_460.0,
+        INCIDENT,
+        reason,
+        "critical",
+        opened_at=1_773_151_500.0,  # type: ignore[arg-type]
+    )
 
 
 # --- an independent Standard Webhooks verifier, written from the spec text (not from shared.webhook) ---
@@ -108,11 +127,9 @@ def test_the_payload_and_the_documented_example_follow_the_schema() -> None:
         assert document["data"]["status"] == ("firing" if "firing" in statuses else "resolved")
     example = json.loads((ROOT / "docs" / "webhook-payload.example.json").read_text())
     validator.validate(example)
-    regenerated = webhook.payload(
-        Notification("webhook", [sample("spike"), sample("ratio", "resolved")], 1_773_152_460.0),
-        "https://bindwatch.contoso.example",
-    )
+    regenerated = webhook.payload(incident_notification(), "https://bindwatch.contoso.example")
     assert example == json.loads(orjson.dumps(regenerated))  # the example is what the code sends
+    assert example["data"]["incident"]["id"] == INCIDENT and example["data"]["incident"]["reason"] == "opened"
 
 
 def test_the_schema_rejects_a_payload_without_fingerprint() -> None:
@@ -132,6 +149,20 @@ def test_pagerduty_triggers_and_resolves_by_fingerprint_with_mapped_severity() -
     assert len(trigger["payload"]["summary"]) <= 1024 and trigger["routing_key"] == "R" * 32
     assert resolve == {"routing_key": "R" * 32, "event_action": "resolve", "dedup_key": resolved.fingerprint}
     assert len({r.part for r in requests}) == 2
+
+
+def test_pagerduty_gets_one_event_per_incident_notification_keyed_by_the_incident() -> None:
+    notifier = PagerDutyNotifier("R" * 32)
+    (opened,) = notifier.requests(incident_notification("pagerduty"), 1.0)
+    trigger = orjson.loads(opened.body)
+    assert trigger["event_action"] == "trigger" and trigger["dedup_key"] == INCIDENT
+    assert trigger["payload"]["severity"] == "critical"
+    assert trigger["payload"]["summary"].endswith("(+1 more alert)")
+    assert [a["rule"] for a in trigger["payload"]["custom_details"]["alerts"]] == ["unbound-spike", "unbound-ratio"]
+    (escalated,) = notifier.requests(incident_notification("pagerduty", "escalated"), 1.0)
+    assert orjson.loads(escalated.body)["dedup_key"] == INCIDENT and escalated.part != opened.part
+    (resolved,) = notifier.requests(incident_notification("pagerduty", "resolved"), 1.0)
+    assert orjson.loads(resolved.body) == {"routing_key": "R" * 32, "event_action": "resolve", "dedup_key": INCIDENT}
 
 
 def test_pagerduty_limits_are_kept() -> None:

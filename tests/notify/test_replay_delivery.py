@@ -24,17 +24,21 @@ def replay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes
     )
 
 
-def test_replay_sends_each_alert_decision_to_the_webhook(httpserver: HTTPServer) -> None:
+def test_replay_sends_each_incident_to_the_webhook_once_and_its_end_once(httpserver: HTTPServer) -> None:
+    """Every alert decided reaches the webhook inside its incident's notifications: the incident opening (with the
+    alerts firing by then) and its resolve (with every alert it held). Before incidents, each decision was sent."""
     httpserver.expect_request("/hook", method="POST").respond_with_data("", status=202)
     result = replay({"ALERT_WEBHOOK_URL": httpserver.url_for("/hook")})
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    decided = {(line["fingerprint"], line["status"]) for line in lines if line["type"] == "alert"}
-    sent = set()
-    for request, _ in httpserver.log:
-        for alert in json.loads(request.get_data())["data"]["alerts"]:
-            sent.add((alert["fingerprint"], alert["status"]))
-    assert decided and sent == decided
+    alerts = [line for line in lines if line["type"] == "alert"]
+    incidents = {line["incident"] for line in alerts}
+    bodies = [json.loads(request.get_data())["data"] for request, _ in httpserver.log]
+    assert alerts and "" not in incidents
+    told = sorted((body["incident"]["id"], body["incident"]["reason"]) for body in bodies)
+    assert told == sorted((i, reason) for i in incidents for reason in ("opened", "resolved"))
+    resolved = {a["fingerprint"] for body in bodies if body["status"] == "resolved" for a in body["alerts"]}
+    assert resolved == {line["fingerprint"] for line in alerts}
     assert lines[-1]["deliveries"]["failed"] == 0
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.core.alert import Alert, Notification
+from shared.detect.incident import IncidentState, incident_id, join, notification, plan, told, update
 from shared.notify import teams
 from shared.synth.alerts import sample
 
@@ -58,6 +59,8 @@ def test_every_card_is_valid_for_the_sdk_at_version_1_4(tmp_path: Path) -> None:
     documents["huge"] = message(huge_alert())
     documents["many"] = message(*[sample(KINDS[i % 4], card_statuses()[i % 2]) for i in range(60)])
     documents["mixed-huge"] = message(huge_alert(), sample("new", "resolved"), huge_alert())
+    for reason in ("opened", "escalated", "repeated", "resolved"):
+        documents[f"incident-{reason}"] = incident_card(reason)
     problems = validate(tmp_path, documents)
     assert problems == {name: [] for name in documents}
     for name, document in documents.items():
@@ -67,6 +70,34 @@ def test_every_card_is_valid_for_the_sdk_at_version_1_4(tmp_path: Path) -> None:
 
 def card_statuses() -> tuple[str, str]:
     return ("firing", "resolved")
+
+
+def incident_card(reason: str = "opened") -> dict:
+    """What detection hands over for an incident holding a warning and a critical alert."""
+    state = IncidentState(incident_id("x", 1_773_152_400.0), 1_773_152_400.0)
+    for alert in (sample("ratio"), sample("spike")):  # the warning joined first
+        alert.receivers = ["teams"]
+        entry = {"fingerprint": alert.fingerprint + alert.kind, "rule": alert.rule, "severity": alert.severity}
+        entry |= {"status": "firing", "receivers": ["teams"], "due_at": 0.0, "scope": [], "alert": alert.to_dict()}
+        join(state, entry)
+    if reason == "resolved":
+        told(state, "teams", "opened", "critical", 1_773_152_460.0)
+        for fingerprint, member in state.members.items():
+            update(state, fingerprint, "resolved", member.alert or {}, 1_773_153_000.0)
+    (made,) = plan(state, 1_773_153_100.0, 4 * 3600, 30, flush_all=True)
+    made = type(made)(made.receiver, reason, made.severity, made.members)
+    return teams.message(notification(state, made, 1_773_153_100.0), "https://bindwatch.contoso.example")
+
+
+def test_an_incident_card_is_headed_by_the_highest_severity_it_holds() -> None:
+    """Issue 12: a card holding a critical and a warning alert was headed WARNING."""
+    body = incident_card()["attachments"][0]["content"]["body"]
+    heading = body[0]["items"][0]
+    assert heading["text"].startswith("CRITICAL · incident opened · 2 alerts")
+    assert heading["color"] == "Attention"
+    assert body[1]["items"][0]["items"][0]["text"].startswith("CRITICAL")  # the first alert is the critical one
+    resolved = incident_card("resolved")["attachments"][0]["content"]["body"][0]["items"][0]
+    assert resolved["text"].startswith("RESOLVED · incident over · 2 alerts · lasted")
 
 
 def test_the_validator_rejects_what_teams_would_not_show(tmp_path: Path) -> None:

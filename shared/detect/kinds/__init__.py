@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import new, ratio, spike, threshold
+from . import new, ratio, spike, threshold, unusual
 from .base import Finding, Kind, Moment, span_text
 
 if TYPE_CHECKING:
     from ..rules import Rule
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (threshold.KIND, spike.KIND, ratio.KIND, new.KIND)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (threshold.KIND, spike.KIND, ratio.KIND, new.KIND, unusual.KIND)}
 
 
 def kind_of(rule: Rule) -> Kind:

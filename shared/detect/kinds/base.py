@@ -32,8 +32,12 @@ class Finding:
     counts: Counts  # the current window's sums (unbound with details, judged)
     current: float  # the measured value: unbound count, or unbound share for ratio rules
     baseline: float | None = None  # spike: baseline count; new: start of the episode
-    expected: float | None = None  # spike: the expected count in a window of this length
+    expected: float | None = None  # spike, unusual: the expected count in a window of this length
     why: str = ""
+    frozen: float | None = None  # what a firing alert keeps judging against while it lasts (kinds that compare)
+    chance: float | None = None  # unusual: the tail probability, corrected for the groups tested
+    parts: dict[str, Counts] = field(default_factory=dict)  # the counted groups judged together (combine)
+    severity: str | None = None  # when the kind decides it (a combined alert: its most severe unusual part)
 
 
 @dataclass(slots=True)
@@ -46,6 +50,9 @@ class Moment:
     state: RuleState
     before: dict[str, Counts] = field(default_factory=dict)
     frozen: Mapping[str, float] = field(default_factory=dict)
+    memory: Mapping[str, list[float]] = field(default_factory=dict)  # the rule's per-group memory, all shards
+    current: Mapping[str, Counts] = field(default_factory=dict)  # every counted group in the window
+    tested: int = 1  # groups judged at this moment (the correction for testing many)
 
 
 class Kind:
@@ -54,6 +61,9 @@ class Kind:
     name: ClassVar[str] = ""
     required: ClassVar[tuple[str, ...]] = ()  # rule fields a rule of this kind must set
     unit: ClassVar[Unit] = "count"  # what the measured value is: a count of sign-ins or a share of them
+    learns: ClassVar[bool] = False  # learns from each finished window (`lessons`)
+    combines: ClassVar[bool] = False  # judges several counted groups as one alert (`Rule.combine`)
+    recency: ClassVar[int] = 0  # which number of a memory entry says when its group was last seen
 
     def check(self, rule: Rule) -> None:
         """Refuse combinations the kind cannot judge (raise ValueError naming the field)."""
@@ -67,8 +77,18 @@ class Kind:
         return 0.0
 
     def remember(self, rule: Rule, key: str, at: float) -> tuple[Any, ...] | None:
-        """A memory update for an unbound sign-in of group `key` at `at` (see RuleState.apply), or None."""
+        """A memory update for an unbound sign-in of group `key` at `at` (see GroupMemory.apply), or None."""
         return None
+
+    def forget(self, rule: Rule, clock: float) -> tuple[Any, ...] | None:
+        """The memory update that drops groups the rule no longer needs to remember, or None."""
+        return None
+
+    def lessons(
+        self, rule: Rule, window: int, totals: Mapping[str, Counts], moment: Moment
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Learning kinds: (group memory updates, rule memory updates) from finished window `window`."""
+        return [], []
 
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         """Decide `finding.holds` and say why, from `finding.counts` and the moment."""

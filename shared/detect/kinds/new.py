@@ -17,21 +17,28 @@ class New(Kind):
     def warmup(self, rule: Rule) -> float:
         return rule.lookback or 0.0
 
+    recency = 1  # an episode is [first, last]
+
     def remember(self, rule: Rule, key: str, at: float) -> tuple[Any, ...] | None:
         """Each group's latest episode of unbound sign-ins, so a group seen last week is not new."""
         return ("see", key, at, rule.lookback or 0.0)
 
+    def forget(self, rule: Rule, clock: float) -> tuple[Any, ...] | None:
+        """A group whose last unbound sign-in is older than the lookback is new again: remembering it is moot."""
+        return ("forget", self.recency, clock - (rule.lookback or 0.0) - rule.window)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         clock, state = moment.clock, moment.state
-        episode = state.seen.get(finding.key)
+        episode = moment.memory.get(finding.key)
         first = episode[0] if episode else None
         recent = first is not None and first > clock - rule.window
         warmed = state.started is not None and first is not None and first - state.started >= rule.warmup_seconds
         finding.baseline = first
-        finding.holds = recent and warmed and finding.counts.unbound >= rule.min_current
+        finding.holds = recent and warmed and finding.current >= rule.min_current
+        noun = "users with unbound sign-ins" if rule.count == "users" else "unbound sign-ins"
         finding.why = (
             f"first unbound sign-ins after {span_text(rule.lookback or 0.0)} without any: "
-            f"{finding.counts.unbound} in {span_text(rule.window)}" + ("" if warmed or not recent else "; warming up")
+            f"{finding.current:g} {noun} in {span_text(rule.window)}" + ("" if warmed or not recent else "; warming up")
         )
 
 

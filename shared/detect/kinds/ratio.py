@@ -18,6 +18,8 @@ class Ratio(Kind):
     def check(self, rule: Rule) -> None:
         if "status_code" in rule.group_by or "status_code" in rule.match:
             raise ValueError("field group_by: a ratio rule cannot use status_code (judged sign-ins have no code)")
+        if rule.count != "signins":
+            raise ValueError("field count: a ratio rule measures the share of sign-ins")
 
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         counts = finding.counts

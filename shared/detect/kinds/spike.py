@@ -15,6 +15,10 @@ class Spike(Kind):
     name = "spike"
     required = ("baseline", "spike_height")
 
+    def check(self, rule: Rule) -> None:
+        if rule.count != "signins":
+            raise ValueError("field count: a spike rule counts sign-ins (an unusual rule counts users)")
+
     def warmup(self, rule: Rule) -> float:
         return rule.baseline or 0.0
 
@@ -36,6 +40,7 @@ class Spike(Kind):
         unbound = finding.counts.unbound
         finding.baseline = float(count)
         finding.expected = expected
+        finding.frozen = expected
         finding.holds = warmed and unbound >= rule.min_current and unbound >= (rule.spike_height or 1.0) * expected
         started_with = "; the baseline the alert started with" if frozen else ""
         finding.why = (

@@ -15,9 +15,10 @@ class Threshold(Kind):
     required = ("threshold",)
 
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
-        unbound = finding.counts.unbound
-        finding.holds = unbound >= (rule.threshold or 1)
-        finding.why = f"{unbound} unbound sign-ins in {span_text(rule.window)} (alerts at {rule.threshold})"
+        measured = finding.current
+        finding.holds = measured >= (rule.threshold or 1)
+        noun = "users with unbound sign-ins" if rule.count == "users" else "unbound sign-ins"
+        finding.why = f"{measured:g} {noun} in {span_text(rule.window)} (alerts at {rule.threshold})"
 
 
 KIND = Threshold()

@@ -43,7 +43,7 @@ def _rank(severity: str | None) -> int:
 
 
 RETRIES = 8
-PRUNE_EVERY = 3600.0  # event seconds between clean-ups of old window buckets (on the timer's tick)
+PRUNE_EVERY = 3600.0  # event seconds between clean-ups of old window buckets
 MAX_CATCHUP = 6 * 3600.0  # a clock that jumps further is evaluated from this far back only
 MAX_FIRING = 100  # alerts one rule may have firing at once; more groups holding are counted, not alerted
 Operation = tuple[Any, ...]
@@ -108,8 +108,7 @@ class Detector:
         self._save_incidents(work)  # after every hand-over of the batch: the outbox has them first
         self._save_memory(work)
         self._through = clock if self._through is None else max(self._through, clock)
-        if not batch.updates:
-            self._prune(clock)
+        self._prune(clock)  # every batch, at most hourly: an endless stream (replay -) has no quiet batches
         return [a.line() for a in work.decided]
 
     def _start(self, batch: Batch, clock: float) -> float:

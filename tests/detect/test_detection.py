@@ -16,7 +16,7 @@ from shared.core.alert import Notification
 from shared.core.clock import FixedClock
 from shared.core.message import Message, Origin
 from shared.core.timestamp import parse_time
-from shared.detect.detector import Detector
+from shared.detect.detector import PRUNE_EVERY, Detector
 from shared.detect.rules import RulesFile, load_rules, parse_rules
 from shared.detect.state import DetectionStore, MemoryDetectionStore
 from shared.ingest.files import messages_from
@@ -117,6 +117,18 @@ def noisy_hours(seed: int, hours: int, burst_at: int | None) -> list[dict[str, A
                     start + timedelta(seconds=rng.randrange(60)), app="Microsoft Teams", status="unbound", code=1008
                 )
     return records
+
+
+def test_an_endless_stream_keeps_its_window_buckets_bounded() -> None:
+    """`replay -` on a live feed never has a batch without sign-ins, nor an end: old minutes must still go."""
+    store = MemoryDetectionStore()
+    rules = load_rules()
+    pipeline = Pipeline(MemoryStore(), SETTLE, observers=[detector(rules, store)])
+    for message in pack(noisy_hours(7, 8, None)):
+        pipeline.ingest([message])  # no tick, no drain: every batch holds sign-ins
+    keep = rules.span_seconds() + 2 * rules.defaults.allowed_lateness + 3600.0 + PRUNE_EVERY
+    minutes = sorted(store._buckets)
+    assert minutes and minutes[-1] - minutes[0] <= keep / 60
 
 
 @pytest.mark.parametrize("seed", [3, 41])

@@ -10,12 +10,14 @@ same functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from shared.core.alert import Notification
 from shared.core.clock import Clock
 from shared.detect.detector import Detector
 from shared.detect.rules import RulesFile, load_rules
+from shared.detect.silence import SilenceStore
 from shared.detect.state import DetectionStore, MemoryDetectionStore
 from shared.graph.client import GraphClient, open_graph
 from shared.ingest.files import Source
@@ -32,11 +34,13 @@ from shared.storage.deadletter_blob import BlobDeadLetter
 from shared.storage.detection_table import TableDetectionStore
 from shared.storage.outbox_table import TableOutbox
 from shared.storage.signin_table import TableStore
+from shared.storage.silence_table import TableSilences
 from shared.views.access import LookupAccess
 from shared.views.lookup import StoreDetails
 from shared.views.readiness import Readiness
 
 from .service import IngestService
+from .silences import SilenceWatch
 
 Handoff = Callable[[list[Notification]], object]
 
@@ -47,10 +51,40 @@ def validate(settings: Settings) -> None:
     notifiers_from_settings(settings)  # decodes ALERT_WEBHOOK_SECRET
 
 
-def detector(settings: Settings, store: DetectionStore, handoff: Handoff | None = None) -> Detector:
-    """Detection from the rules file (RULES_FILE, else the shipped rules.toml) over a detection store."""
+def detector(
+    settings: Settings, store: DetectionStore, handoff: Handoff | None = None, silences: SilenceStore | None = None
+) -> Detector:
+    """Detection from the rules file (RULES_FILE, else the shipped rules.toml) over a detection store, honouring
+    the run-time silences of `silences` (the function's and the consumer's; replay has only the rules file's)."""
     rules: RulesFile = load_rules(settings.rules_file)
-    return Detector(rules, store, configured(settings), settings.public_url, handoff)
+    watch = SilenceWatch(silences) if silences is not None else None
+    return Detector(rules, store, configured(settings), settings.public_url, handoff, silences=watch)
+
+
+@dataclass(frozen=True)
+class AlertOverview:
+    """What `python -m shared alerts` reads: detection state, the outbox, the silences, and the rules."""
+
+    detection: TableDetectionStore
+    outbox: TableOutbox
+    silences: TableSilences
+    rules: RulesFile
+
+
+def alert_overview(settings: Settings) -> AlertOverview:
+    service = table_service(settings)
+    prefix = settings.state_table_prefix
+    return AlertOverview(
+        TableDetectionStore(service, prefix),
+        TableOutbox(service, prefix),
+        TableSilences(service, prefix),
+        load_rules(settings.rules_file),
+    )
+
+
+def silence_store(settings: Settings) -> TableSilences:
+    """The run-time silences of the deployment (`python -m shared silence`), in the state account."""
+    return TableSilences(table_service(settings), settings.state_table_prefix)
 
 
 def delivery(settings: Settings, outbox: Outbox, clock: Clock | None = None) -> Delivery | None:
@@ -75,7 +109,10 @@ def ingest_service(settings: Settings) -> IngestService:
     """The function's (and the consumer's) service: state, alerts and the outbox in tables, rejections in blobs."""
     service = table_service(settings)
     sender = delivery(settings, TableOutbox(service, settings.state_table_prefix))
-    detection = detector(settings, TableDetectionStore(service, settings.state_table_prefix), _handoff(sender))
+    silences = TableSilences(service, settings.state_table_prefix)
+    detection = detector(
+        settings, TableDetectionStore(service, settings.state_table_prefix), _handoff(sender), silences=silences
+    )
     pipeline = Pipeline(signin_table(settings), settings.settle_seconds, observers=[detection])
     dead_letter = BlobDeadLetter(blob_service(settings).get_container_client(settings.rejected_container))
     return IngestService(

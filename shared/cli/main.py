@@ -10,10 +10,11 @@ from typing import IO
 
 from azure.core.exceptions import AzureError
 
+from shared.detect.silence import SilenceError
 from shared.ingest.files import InputError
 from shared.settings import ConfigurationError, Settings, load_settings
 
-from . import eventhub, pull, replay, report, verdicts
+from . import alerts, eventhub, pull, replay, report, silence, verdicts
 from .paths import OutputPathError
 
 Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_parser(commands)
     eventhub.add_send_parser(commands)
     eventhub.add_consume_parser(commands)
+    silence.add_parser(commands)
+    alerts.add_parser(commands)
     for command in commands.choices.values():
         command.formatter_class = DefaultsFormatter
     return parser
@@ -50,6 +53,8 @@ COMMANDS: dict[str, Command] = {
     "pull": pull.run,
     "send": lambda args, settings, out: eventhub.run_send(args, settings),
     "consume": lambda args, settings, out: eventhub.run_consume(args, settings),
+    "silence": silence.run,
+    "alerts": alerts.run,
 }
 
 
@@ -60,7 +65,7 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     try:
         settings = load_settings()
         return COMMANDS[args.command](args, settings, out)
-    except (ConfigurationError, InputError, OutputPathError) as error:
+    except (ConfigurationError, InputError, OutputPathError, SilenceError) as error:
         print(f"bindwatch: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,13 +24,14 @@ from shared.ingest.store import Update
 from .content import render, title
 from .evaluation import before, evaluate, moment_for, with_detail
 from .grouping import NONE_VALUE, Dimensions, Grouper, alert_dimensions, describe_signin, group_key
-from .incident import IncidentState, find, incident_id, leaning_of, notification, plan, scope_of
+from .incident import IncidentState, Member, Plan, find, incident_id, leaning_of, notification, plan, scope_of
 from .kinds import Finding, Moment, kind_of
 from .kinds.unusual import window_minutes
 from .lifecycle import FIRING, AlertState, Timing, step
 from .memory import GroupMemory, RuleState, shard_of
 from .routing import inhibited, labels, receivers, silenced
 from .rules import Rule, RulesFile
+from .silence import RuntimeSilence, muted_by
 from .state import Degraded, DetectionState, DetectionStore, StateConflict
 from .window import Buckets, Counts, Span, Tally, baseline_span, is_late, minute_of, steps, total
 
@@ -74,6 +75,8 @@ class Detector:
         destinations: Sequence[str] = (),
         public_url: str | None = None,
         handoff: Callable[[list[Notification]], object] | None = None,
+        *,
+        silences: Callable[[], Sequence[RuntimeSilence]] | None = None,
     ) -> None:
         self.rules = rules
         self.handoff = handoff  # the durable outbox write, done before incidents record them as told
@@ -81,10 +84,16 @@ class Detector:
         self.store = store
         self.destinations = list(destinations)
         self.public_url = public_url
-        self.late = 0  # sign-ins that came after their window closed (allowed lateness), not counted
+        # Sign-ins that came more than the allowed lateness behind where evaluation picked up: judged and stored,
+        # but counted in no window. `late` counts the unbound ones (what an alert could have missed), each once;
+        # `late_judged` the sign-ins missing from the judged counts (what `unusual` rules scale with).
+        self.late = 0
+        self.late_judged = 0
         self.degraded = getattr(store, "degraded", None) or Degraded()
         self._by_name = {r.name: r for r in rules.active_rules}
         self._pruned_at: float | None = None
+        self._silences = silences  # the run-time silences active now (the shell reads them, at most each minute)
+        self._live: Sequence[RuntimeSilence] = ()
         self._through: float | None = None  # the event clock this instance last evaluated at
 
     def observe(self, batch: Batch) -> list[dict[str, Any]]:
@@ -92,10 +101,10 @@ class Detector:
         if clock is None or not self.rules.active_rules:
             return []
         start = self._start(batch, clock)
+        self._live = self._silences() if self._silences else ()
         work = Pass(start, batch.final, self.store.load_states())
         self._migrate(work)
-        reference = batch.previous_clock if batch.previous_clock is not None else self._through
-        tally = self._count(batch.updates, work, reference)
+        tally = self._count(batch.updates, work, start)
         work.loaded = minute_of(start - self.rules.span_seconds()) - 1
         buckets = self.store.merge_buckets(tally.buckets, work.loaded, minute_of(clock), batch.key)
         for at in steps(start, clock):
@@ -112,33 +121,36 @@ class Detector:
         return [a.line() for a in work.decided]
 
     def _start(self, batch: Batch, clock: float) -> float:
-        """Where evaluation picks up: the clock before this batch, else the earliest record in it."""
+        """Where evaluation picks up: the clock before this batch, else the earliest record in it; never more than
+        MAX_CATCHUP behind the clock. Lateness is measured from here: what is older lands in no window still to
+        be evaluated, whichever order (or batch) brought it."""
         known = [c for c in (batch.previous_clock, self._through) if c is not None]
         start = max(known) if known else min((u.first_at for u in batch.updates), default=clock)
         return min(clock, max(start, clock - MAX_CATCHUP))
 
     # --- counting ---
 
-    def _count(self, updates: Sequence[Update], work: Pass, reference: float | None) -> Tally:
-        """Aggregate the batch in memory; `reference` is the clock lateness is measured from (None: nothing late)."""
+    def _count(self, updates: Sequence[Update], work: Pass, start: float) -> Tally:
+        """Aggregate the batch in memory. A sign-in more than the allowed lateness before `start` is late: counted
+        in no window and not in a rule's warm-up either (months-old history must not make a rule look warmed up)."""
         tally = Tally()
         lateness = self.rules.defaults.allowed_lateness
-        clock = float("-inf") if reference is None else reference
-        created = [update.first_at for update in updates if update.created]
-        if created:
-            for rule in self.rules.active_rules:  # only the earliest traffic matters to a rule's warm-up
-                self._rule_update(work, rule.name, ("start", min(created)))
+        created: list[float] = []
         for update in updates:
             if update.created:
-                if is_late(update.first_at, clock, lateness):
-                    tally.late += 1
+                if is_late(update.first_at, start, lateness):
+                    self.late_judged += 1
                 else:
+                    created.append(update.first_at)
                     self._count_judged(update, tally)
             if update.became_unbound and update.unbound_at is not None:
-                if is_late(update.unbound_at, clock, lateness):
+                if is_late(update.unbound_at, start, lateness):
                     tally.late += 1
                 else:
                     self._count_unbound(update, update.unbound_at, tally, work)
+        if created:
+            for rule in self.rules.active_rules:  # only the earliest counted traffic matters to a rule's warm-up
+                self._rule_update(work, rule.name, ("start", min(created)))
         self.late += tally.late
         return tally
 
@@ -326,7 +338,7 @@ class Detector:
             at,
             starts_at=state.starts_at or at,
             receivers=receivers(self.rules, rule, finding.group, self.destinations, severity),
-            silenced=silenced(self.rules, rule, finding.group, at, severity),
+            silenced=silenced(self.rules, rule, finding.group, at, severity, live=self._live),
             public_url=self.public_url,
         )
 
@@ -399,7 +411,7 @@ class Detector:
             rule = self._by_name.get(state.rule)
             if rule is None or self._inhibited(state, work):
                 continue
-            if silenced(self.rules, rule, state.group, work.clock, state.severity):
+            if silenced(self.rules, rule, state.group, work.clock, state.severity, live=self._live):
                 continue
             trial = state.copy()
             alert = Alert(
@@ -425,6 +437,8 @@ class Detector:
         repeat, wait = self.rules.defaults.repeat_interval, self.rules.defaults.group_wait
         for incident in list(work.state.incidents.values()):
             plans = plan(incident, work.clock, repeat, wait, flush_all=final)
+            if self._live:  # on-call silenced it while it was open: no more repeats or escalations
+                plans = [p for p in plans if p.reason == "resolved" or not self._muted_now(p, work)]
             if not plans:
                 continue
             if self.handoff is not None:
@@ -432,6 +446,17 @@ class Detector:
             for made in plans:
                 told = ("told", made.receiver, made.reason, made.severity, work.clock)
                 self._incident_update(work, incident.id, told)
+
+    def _muted_now(self, made: Plan, work: Pass) -> bool:
+        """Every firing alert the notification shows is muted by a run-time silence."""
+        firing = [m for m in made.members if m.status == "firing"]
+        return bool(firing) and all(self._live_mutes(m, work) for m in firing)
+
+    def _live_mutes(self, member: Member, work: Pass) -> bool:
+        state, rule = work.state.alerts.get(member.fingerprint), self._by_name.get(member.rule)
+        if state is None or rule is None:
+            return False
+        return muted_by(self._live, labels(rule, state.group, member.severity)) is not None
 
     def _save_incidents(self, work: Pass) -> None:
         for incident, operations in work.incident_updates.items():

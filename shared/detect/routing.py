@@ -6,9 +6,10 @@ kind, enforcement and the group's values), case-insensitively.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from .rules import Rule, RulesFile, matches
+from .silence import RuntimeSilence, muted_by
 
 
 def labels(rule: Rule, group: Mapping[str, str], severity: str | None = None) -> dict[str, str]:
@@ -35,8 +36,18 @@ def receivers(
     return routed or available
 
 
-def silenced(rules: RulesFile, rule: Rule, group: Mapping[str, str], at: float, severity: str | None = None) -> bool:
-    return any(s.mutes(labels(rule, group, severity), at) for s in rules.silences)
+def silenced(
+    rules: RulesFile,
+    rule: Rule,
+    group: Mapping[str, str],
+    at: float,
+    severity: str | None = None,
+    *,
+    live: Sequence[RuntimeSilence] = (),
+) -> bool:
+    """Muted by a rules-file silence at the decision's event time, or by a run-time silence active now (`live`)."""
+    seen = labels(rule, group, severity)
+    return any(s.mutes(seen, at) for s in rules.silences) or muted_by(live, seen) is not None
 
 
 def inhibited(rules: RulesFile, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]) -> bool:

@@ -1,11 +1,16 @@
-"""`make bench` (`python -m bench.bench`): bindwatch's speed and cost against the limit, side by side in one run.
+"""`make bench` (`python -m bench.bench`): bindwatch's speed as users run it, against bare `orjson.loads`, in one run.
 
-The limit is decoding the JSON at all. On the same bytes, in one run:
-  (a) json.loads of each body and a walk over its records
-  (b) the same with orjson.loads
-  (c) the whole pipeline as the function runs it, with the in-memory store
-  (d) the same with the Table store on Azurite, counting storage requests per 1,000 records
-and then the memory per open sign-in with 100,000 open sign-ins, and the latency of a 100-record batch.
+The baseline is `orjson.loads` of each body of the same bytes, and nothing else (no walk over the records). Each
+path is timed as users and the host run it, the median of `--runs` runs:
+  (1) `python -m shared replay FILE --format jsonl` as a subprocess, its start-up (the same command on a file of
+      one record, timed in the same run) subtracted, standard output to a file
+  (2) the Event Hub function in process: the blueprint's own function called with lists of EventHubEvent
+      (host.json's maxEventBatchSize a call), the ingest service built from in-memory parts, then settled
+  (3) `python -m shared report FILE` as a subprocess, start-up subtracted, standard output to /dev/null
+  (4) the Table store on Azurite (a smaller corpus): records/s and storage requests per 1,000 records
+(1)-(3) run on two corpora: the main one (~5,000 users, 4 apps) and one with thousands of distinct apps and
+users, to show whether detection's cost grows with the number of groups it has seen. Then the memory per open
+sign-in and the latency of a 100-record batch. The figures go to standard output and to docs/bench-figures.md.
 """
 
 from __future__ import annotations
@@ -13,21 +18,31 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
-import random
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import azure.functions as func
 import orjson
 from azure.data.tables import TableServiceClient
 
 from shared.app import compose
+from shared.app.service import IngestService
 from shared.core.message import Message, Origin
+from shared.core.rejection import Rejection
+from shared.detect.state import MemoryDetectionStore
+from shared.functions.ingest import ingest_signins
+from shared.functions.worker import WORKER
 from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
 from shared.settings import load_settings
@@ -38,40 +53,112 @@ from shared.synth.traffic import Traffic
 from tests.support import azurite
 from tests.support.state import Counter
 
-RECORDS_PER_BODY = 80
-BODIES_PER_INVOCATION = 10
+from .corpus import RECORDS_PER_BODY, Corpus, main_corpus, make_bodies, many_groups_corpus, one_record_file
+
+__all__ = ["BODIES_PER_INVOCATION", "RECORDS_PER_BODY", "make_bodies"]  # bench/storage_size.py imports these
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "bench-figures.md"
+BODIES_PER_INVOCATION = 10  # the Table path's invocations (README's storage figures are per 10 messages)
 
 
-def make_bodies(records: int, seed: int = 3) -> list[bytes]:
-    """Deterministic realistic traffic: ~10 KB records with ~30 CA policies, 1-4 requests per sign-in."""
-    traffic = Traffic(seed=seed, users=5000, fillers=29)
-    rng = random.Random(seed)
-    out: list[dict] = []
-    at = BASE_TIME
-    while len(out) < records:
-        at += timedelta(seconds=rng.expovariate(20.0))
-        out.extend(traffic.signin(at))
-    out = out[:records]
-    return [body(out[i : i + RECORDS_PER_BODY]) for i in range(0, len(out), RECORDS_PER_BODY)]
+def events_per_invocation() -> int:
+    """host.json's maxEventBatchSize: the most events the host hands the function at once."""
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    return int(host["extensions"]["eventHubs"]["maxEventBatchSize"])
 
 
-def walk(document: dict) -> int:
-    """What any reader must do at least: reach each record's properties."""
-    count = 0
-    for record in document["records"]:
-        if record.get("category") and isinstance(record.get("properties"), dict):
-            count += 1
-    return count
-
-
-def best_of(runs: int, fn: Callable[[], object]) -> float:
+def median_of(runs: int, fn: Callable[[], object]) -> float:
     times = []
     for _ in range(runs):
         gc.collect()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return statistics.median(times)
+
+
+# --- the baseline -----------------------------------------------------------------------------------------------
+
+
+def bare_orjson(bodies: list[bytes]) -> None:
+    for item in bodies:
+        orjson.loads(item)
+
+
+# --- (1) and (3): the command line as a subprocess ------------------------------------------------------------------
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "shared", *args]
+
+
+def run_replay(path: Path, records: int, out: Path) -> None:
+    """`python -m shared replay FILE --format jsonl > out`; the summary line must count every record."""
+    with out.open("wb") as sink:
+        done = subprocess.run(
+            cli("replay", str(path), "--format", "jsonl"), stdout=sink, stderr=subprocess.PIPE, check=False
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"replay failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    with out.open("rb") as written:
+        last = written.readlines()[-1]
+    summary = orjson.loads(last)
+    if summary.get("type") != "summary" or summary.get("records") != records:
+        raise RuntimeError(f"replay judged {summary.get('records')} records, not {records}")
+
+
+def run_report(path: Path) -> None:
+    done = subprocess.run(cli("report", str(path)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"report failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+
+
+# --- (2): the Event Hub function in process ---------------------------------------------------------------------
+
+
+class MemoryDeadLetter:
+    def __init__(self) -> None:
+        self.rejections: list[Rejection] = []
+
+    def write(self, rejections: list[Rejection]) -> str | None:
+        self.rejections.extend(rejections)
+        return "memory" if rejections else None
+
+
+def memory_service() -> IngestService:
+    """The function's ingest service, every part in memory: sign-ins, detection state, dead letters; no delivery."""
+    settings = load_settings()
+    detection = compose.detector(settings, MemoryDetectionStore())
+    pipeline = Pipeline(MemoryStore(), settings.settle_seconds, observers=[detection])
+    return IngestService(pipeline, MemoryDeadLetter(), None, budget_seconds=3600.0)
+
+
+def hub_events(bodies: list[bytes]) -> list[func.EventHubEvent]:
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    return [
+        func.EventHubEvent(body=b, sequence_number=i, offset=str(i * 1000), enqueued_time=at)
+        for i, b in enumerate(bodies)
+    ]
+
+
+def run_function(events: list[func.EventHubEvent], per_call: int, records: int) -> None:
+    """The blueprint's function over the events, `per_call` a call; then every sign-in settled (the timer's work)."""
+    service = memory_service()
+    WORKER.use(ingest=service)
+    try:
+        function = ingest_signins.build().get_user_function()
+        for start in range(0, len(events), per_call):
+            function(events[start : start + per_call])
+        service.pipeline.drain()
+    finally:
+        WORKER.reset()
+    judged = len(service.dead_letter.rejections)  # type: ignore[attr-defined]
+    if judged:
+        raise RuntimeError(f"the function rejected {judged} of {records} records' messages")
+
+
+# --- (4): the Table store on Azurite ----------------------------------------------------------------------------
 
 
 def invocations(bodies: list[bytes]) -> list[list[Message]]:
@@ -79,20 +166,9 @@ def invocations(bodies: list[bytes]) -> list[list[Message]]:
     return [messages[i : i + BODIES_PER_INVOCATION] for i in range(0, len(messages), BODIES_PER_INVOCATION)]
 
 
-def run_pipeline(pipeline_factory: Callable[[], Pipeline], batches: list[list[Message]]) -> None:
-    pipeline = pipeline_factory()
-    for batch in batches:
-        pipeline.ingest(batch)
-    pipeline.drain()
-
-
-def memory_pipeline() -> Pipeline:
-    """As the function composes it (rules from rules.toml included), with everything kept in memory."""
-    return compose.replay_pipeline(load_settings(), MemoryStore(), 600.0)
-
-
-def table_run(batches: list[list[Message]], records: int) -> tuple[float, float]:
-    """(d): the same pipeline on Azurite tables; records/s and storage requests per 1,000 records."""
+def table_run(bodies: list[bytes], records: int) -> tuple[float, float]:
+    """The function's pipeline on Azurite tables; seconds and storage requests per 1,000 records."""
+    batches = invocations(bodies)
     server = azurite.start()
     try:
         counter = Counter()
@@ -106,9 +182,12 @@ def table_run(batches: list[list[Message]], records: int) -> tuple[float, float]
         for batch in batches:
             pipeline.ingest(batch)
         elapsed = time.perf_counter() - start
-        return records / elapsed, 1000.0 * counter.count / records
+        return elapsed, 1000.0 * counter.count / records
     finally:
         server.stop()
+
+
+# --- memory and latency -----------------------------------------------------------------------------------------
 
 
 def memory_per_open_signin(count: int) -> tuple[float, int]:
@@ -132,21 +211,11 @@ def memory_per_open_signin(count: int) -> tuple[float, int]:
     return (after - before) / store.open_count(), store.open_count()
 
 
-def traced_peak_mb(batches: list[list[Message]]) -> float:
-    """Peak Python memory while (c) runs, input bytes excluded."""
-    gc.collect()
-    tracemalloc.start()
-    run_pipeline(memory_pipeline, batches)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 1e6
-
-
 def batch_latency_ms(bodies: list[bytes]) -> float:
     """Median time to judge a 100-record batch and evaluate its rules, in-memory store."""
     records = [r for b in bodies[:20] for r in orjson.loads(b)["records"]]
     batches = [body(records[i : i + 100]) for i in range(0, len(records) - 99, 100)]
-    pipeline = memory_pipeline()
+    pipeline = compose.replay_pipeline(load_settings(), MemoryStore(), 600.0)
     times = []
     for b in batches:
         start = time.perf_counter()
@@ -155,38 +224,184 @@ def batch_latency_ms(bodies: list[bytes]) -> float:
     return statistics.median(times) * 1000
 
 
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    path: str
+    corpus: str
+    records: int
+    seconds: float  # the path's median, start-up subtracted where there is one
+    baseline: float  # bare orjson.loads of the same bytes, median
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.baseline / self.seconds
+
+
+@dataclass
+class Figures:
+    machine: dict[str, str]
+    corpora: list[Corpus]
+    rows: list[Row] = field(default_factory=list)
+    startup: dict[str, float] = field(default_factory=dict)
+    extra: list[tuple[str, str]] = field(default_factory=list)
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpus": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def measure(args: argparse.Namespace, folder: Path) -> Figures:
+    log = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    log(f"generating {args.records:,} records twice (main corpus, many-groups corpus)")
+    corpora = [main_corpus(args.records, folder), many_groups_corpus(args.records, folder)]
+    figures = Figures(machine(), corpora)
+    runs = args.runs
+    one = one_record_file(folder)
+    out = folder / "replay-out.jsonl"
+    log("start-up: replay and report of a one-record file")
+    figures.startup["replay"] = median_of(runs, lambda: run_replay(one, 1, out))
+    figures.startup["report"] = median_of(runs, lambda: run_report(one))
+    per_call = events_per_invocation()
+    for corpus in corpora:
+        n = corpus.records
+        base = median_of(runs, lambda c=corpus: bare_orjson(c.bodies))
+        log(f"{corpus.name}: replay")
+        replay = median_of(runs, lambda c=corpus: run_replay(c.path, c.records, out)) - figures.startup["replay"]
+        figures.rows.append(Row("(1) replay, subprocess", corpus.name, n, replay, base, "start-up subtracted"))
+        log(f"{corpus.name}: the Event Hub function")
+        events = hub_events(corpus.bodies)
+        function = median_of(runs, lambda c=corpus, e=events: run_function(e, per_call, c.records))
+        figures.rows.append(
+            Row("(2) Event Hub function, in process", corpus.name, n, function, base, f"{per_call} events a call")
+        )
+        log(f"{corpus.name}: report")
+        report = median_of(runs, lambda c=corpus: run_report(c.path)) - figures.startup["report"]
+        figures.rows.append(Row("(3) report, subprocess", corpus.name, n, report, base, "start-up subtracted"))
+    main = corpora[0]
+    table_bodies = main.bodies[: max(1, args.table_records // RECORDS_PER_BODY)]
+    table_records = sum(len(orjson.loads(b)["records"]) for b in table_bodies)
+    log(f"Table store on Azurite: {table_records:,} records")
+    table_base = median_of(runs, lambda: bare_orjson(table_bodies))
+    table_seconds, table_requests = table_run(table_bodies, table_records)
+    figures.rows.append(
+        Row(
+            "(4) pipeline on Table store (Azurite)",
+            main.name,
+            table_records,
+            table_seconds,
+            table_base,
+            f"one run; {table_requests:.0f} storage requests per 1,000 records",
+        )
+    )
+    log(f"memory per open sign-in ({args.open_signins:,} open)")
+    per_signin, open_signins = memory_per_open_signin(args.open_signins)
+    latency = batch_latency_ms(main.bodies)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures.extra = [
+        ("memory per open sign-in", f"{per_signin:,.0f} bytes with {open_signins:,} open (tracemalloc)"),
+        ("a 100-record batch judged, rules evaluated", f"{latency:.1f} ms median, in-memory store"),
+        ("bench process RSS peak", f"{rss:,.0f} MB (corpora held in memory included)"),
+    ]
+    return figures
+
+
+def text(figures: Figures, runs: int) -> list[str]:
+    m = figures.machine
+    lines = [
+        f"machine: {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, {m['platform']} ({m['date']})",
+        f"medians of {runs} runs; baseline: bare orjson.loads of each body of the same bytes, nothing else",
+    ]
+    for c in figures.corpora:
+        lines.append(
+            f"corpus {c.name}: {c.records:,} records ({c.bytes_per_record / 1024:.1f} KB each) in {len(c.bodies)} "
+            f"bodies, {c.signins:,} sign-ins ({c.unbound_share:.1%} unbound), {c.users:,} users, {c.apps:,} apps"
+        )
+    lines.append(
+        "start-up subtracted: replay {:.2f} s, report {:.2f} s".format(
+            figures.startup["replay"], figures.startup["report"]
+        )
+    )
+    for row in figures.rows:
+        lines.append(
+            f"{row.path:<40} {row.corpus:<12} {row.rate:>9,.0f} records/s  "
+            f"orjson.loads {row.records / row.baseline:>9,.0f} records/s  ratio {row.ratio:.2f}  {row.note}"
+        )
+    lines += [f"{name:<40} {value}" for name, value in figures.extra]
+    return lines
+
+
+def markdown(figures: Figures, runs: int) -> str:
+    m = figures.machine
+    out = [
+        "# Benchmark figures",
+        "",
+        f"Written by `make bench` (`bench/bench.py`) on {m['date']}; every figure below is from that one run.",
+        'README.md\'s "Speed and cost" and docs/capacity.md quote them.',
+        "",
+        f"- Machine: {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, `{m['platform']}`",
+        f"- Medians of {runs} runs. Baseline: bare `orjson.loads` of each Event Hub body of the same bytes, no walk.",
+        "- Start-up subtracted from the subprocess paths (the same command on a one-record file, same run): "
+        f"replay {figures.startup['replay']:.2f} s, report {figures.startup['report']:.2f} s.",
+        "",
+        "| Corpus | Records | KB a record | Sign-ins | Unbound | Distinct users | Distinct apps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in figures.corpora:
+        out.append(
+            f"| {c.name} | {c.records:,} | {c.bytes_per_record / 1024:.1f} | {c.signins:,} | {c.unbound_share:.1%} "
+            f"| {c.users:,} | {c.apps:,} |"
+        )
+    out += [
+        "",
+        "| Path | Corpus | Records | records/s | `orjson.loads` records/s | Ratio to `orjson.loads` | Note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in figures.rows:
+        out.append(
+            f"| {r.path} | {r.corpus} | {r.records:,} | {r.rate:,.0f} | {r.records / r.baseline:,.0f} "
+            f"| **{r.ratio:.2f}** | {r.note} |"
+        )
+    out += ["", "| Measure | Result |", "|---|---|"]
+    out += [f"| {name} | {value} |" for name, value in figures.extra]
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=8000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--records", type=int, default=30_000, help="records in each of the two corpora")
+    parser.add_argument("--table-records", type=int, default=4_000, help="records for the Table path (Azurite)")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--open-signins", type=int, default=100_000)
+    parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures are written (markdown)")
     args = parser.parse_args()
-
-    bodies = make_bodies(args.records)
-    records = sum(len(orjson.loads(b)["records"]) for b in bodies)
-    size = sum(len(b) for b in bodies) / records
-    batches = invocations(bodies)
-    a = best_of(args.runs, lambda: [walk(json.loads(b)) for b in bodies])
-    b = best_of(args.runs, lambda: [walk(orjson.loads(x)) for x in bodies])
-    c = best_of(args.runs, lambda: run_pipeline(memory_pipeline, batches))
-    d_rate, d_requests = table_run(batches, records)
-    peak = traced_peak_mb(batches)
-    per_signin, open_signins = memory_per_open_signin(args.open_signins)
-    latency = batch_latency_ms(bodies)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}")
-    print(f"input: {records} records in {len(bodies)} bodies, {size / 1024:.1f} KB a record")
-    print(f"(a) json.loads + walk      {records / a:>10,.0f} records/s")
-    print(f"(b) orjson.loads + walk    {records / b:>10,.0f} records/s")
-    print(f"(c) pipeline, memory store {records / c:>10,.0f} records/s   (c)/(b) = {b / c:.2f}  (target >= 0.8)")
-    print(
-        f"(d) pipeline, Table store  {d_rate:>10,.0f} records/s   {d_requests:.0f} storage requests per 1,000 records"
-        " (target <= 150)"
-    )
-    print(f"memory per open sign-in    {per_signin:>10,.0f} bytes with {open_signins:,} open (target < 1024)")
-    print(f"100-record batch           {latency:>10.1f} ms median, in-memory store (target < 50)")
-    print(f"peak memory, (c) run       {peak:>10,.0f} MB traced by tracemalloc (process RSS peak {peak_mb:,.0f} MB)")
+    with tempfile.TemporaryDirectory(prefix="bindwatch-bench-") as folder:
+        figures = measure(args, Path(folder))
+    print("\n".join(text(figures, args.runs)))
+    args.figures.parent.mkdir(parents=True, exist_ok=True)
+    args.figures.write_text(markdown(figures, args.runs), encoding="utf-8")
+    print(f"figures written to {args.figures}")
     return 0
 
 

@@ -64,7 +64,8 @@ def input_lines(section: dict[str, Any]) -> list[str]:
         f"read: {shapes or 'nothing'}",
         f"{section['records']} records judged ({section['duplicates']} duplicate copies), "
         f"{section['skipped']} skipped{_counts(section['skipped_by_category'])}, "
-        f"{section['rejected']} rejected{_counts(section['rejected_by_reason'])}",
+        f"{section['rejected']} rejected{_counts(section['rejected_by_reason'])}"
+        + (f", {section['policy_changes']} token protection policy changes" if section.get("policy_changes") else ""),
     ]
     if section["expected_shapes"]:
         verdict = "most of the input was rejected" if section["mostly_rejected"] else "no record could be judged"
@@ -91,7 +92,7 @@ def exit_code(replay: Replay, interrupted: bool, err: IO[str] | None = None) -> 
     """130 after Ctrl-C, 3 when nothing could be judged (said on standard error), else 0."""
     if interrupted:
         return EXIT_INTERRUPTED
-    if replay.tally.records == 0:
+    if replay.tally.records == 0 and not replay.tally.changes:  # an audit log alone is read, not "nothing"
         tally = replay.tally
         print(
             f"bindwatch: no record could be judged ({tally.rejected} rejected, {sum(tally.skipped.values())} skipped)",

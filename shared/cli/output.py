@@ -26,6 +26,9 @@ def row(line: dict[str, Any]) -> str:
         )
     if line.get("type") == "alert":
         return f"ALERT {line.get('status', '').upper()}: {line.get('title') or line.get('rule')} at {line.get('at')}"
+    if line.get("type") == "policy_change":
+        enforces = " (token protection now enforced)" if line.get("enforces_now") else ""
+        return f"POLICY CHANGE: {line.get('summary')}{enforces}"
     return dumps(line)
 
 

@@ -21,6 +21,7 @@ MANAGED_IDENTITY = "ManagedIdentitySignInLogs"
 # Lower-cased category -> the name Entra uses. Only user sign-ins carry a token protection story.
 JUDGED_CATEGORIES = {SIGN_IN_LOGS.lower(): SIGN_IN_LOGS, NON_INTERACTIVE.lower(): NON_INTERACTIVE}
 MISSING_CATEGORY = "(missing)"
+AUDIT_LOGS = "auditlogs"  # lower-cased: Conditional Access policy changes are read from it (core.policy_change)
 
 # Log Analytics table (the `Type` column) -> the diagnostic setting's category.
 TABLES = {

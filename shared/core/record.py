@@ -22,8 +22,9 @@ import msgspec
 import orjson
 
 from . import log_analytics
-from .category import JUDGED_CATEGORIES, MISSING_CATEGORY, by_content, named
+from .category import AUDIT_LOGS, JUDGED_CATEGORIES, MISSING_CATEGORY, by_content, named
 from .message import NOT_DECODED, Message, Origin, Unreadable
+from .policy_change import PolicyChange, Skip, read_change
 from .rejection import Rejection
 from .split import split_records
 
@@ -142,6 +143,7 @@ class Reading:
     accepted: list[Accepted] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     rejections: list[Rejection] = field(default_factory=list)
+    changes: list[PolicyChange] = field(default_factory=list)  # token protection policy changes (AuditLogs)
 
 
 def decode(body: bytes) -> Any:
@@ -183,6 +185,8 @@ def _read_fast(message: Message, reading: Reading) -> bool:
         if category is None:
             return False  # judged by its content: the lenient path reads it
         judged = JUDGED_CATEGORIES.get(category.lower())
+        if judged is None and category.lower() == AUDIT_LOGS:
+            return False  # rare (a few a day) and read whole: the lenient path reads policy changes
         if judged is None:
             skipped[category] += 1
             continue
@@ -204,6 +208,8 @@ def _read_fast_record(message: Message, reading: Reading) -> bool:
     category = named(record.category if record.category is not None else record.Category)
     properties = record.properties
     if category is None or type(properties) is not Properties or not _is_id(properties.id):
+        return False
+    if category.lower() == AUDIT_LOGS:
         return False
     _accept(reading, record, properties, category)
     return True
@@ -307,6 +313,9 @@ def _read_record(record: Any, index: int | None, origin: Origin, reading: Readin
         return
     if "properties" in record or "category" in record:
         category = named(record.get("category") if record.get("category") is not None else record.get("Category"))
+        if category is not None and category.lower() == AUDIT_LOGS:
+            _read_audit(record, category, reading)
+            return
         properties = record.get("properties")
         if isinstance(properties, str):
             # Seen for activity logs: properties as an escaped JSON string.
@@ -324,6 +333,14 @@ def _read_record(record: Any, index: int | None, origin: Origin, reading: Readin
         reading.rejections.append(Rejection(reason, origin, _raw(record, raw), index))
         return
     _read_signin(top, properties, category, (origin, index, _raw(record, raw)), reading)
+
+
+def _read_audit(record: dict[str, Any], category: str, reading: Reading) -> None:
+    """A token protection policy change is kept; every other audit record is skipped, counted as before."""
+    try:
+        reading.changes.append(read_change(record))
+    except Skip:
+        reading.skipped[category] += 1
 
 
 def _read_signin(

@@ -22,6 +22,7 @@ import orjson
 from shared.core.clock import FUTURE_TOLERANCE, Clock, SystemClock, advance, idle_clock
 from shared.core.detail import encode
 from shared.core.message import Message
+from shared.core.policy_change import PolicyChange
 from shared.core.record import Accepted, decode, read_message
 from shared.core.rejection import Rejection
 from shared.core.request import Request, judge
@@ -47,12 +48,14 @@ class Tally:
     # Requests past their sign-in's limit (in its verdict), or whose sign-in a newer release stored (not judged
     # here): kept in the dead-letter trail either way.
     set_aside: int = 0
+    changes: list[PolicyChange] = field(default_factory=list)  # token protection policy changes read (AuditLogs)
 
     def add(self, other: Tally) -> None:
         names = ("messages", "records", "rejected", "duplicates", "requests", "signins", "reopened", "finals")
         for name in (*names, "set_aside"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.update(other.skipped)
+        self.changes += other.changes
 
 
 @dataclass(slots=True)
@@ -98,8 +101,10 @@ class Outcome:
 
     @property
     def lines(self) -> list[dict[str, Any]]:
-        """Verdict lines, then observer lines: built on demand, because the function only logs counts."""
-        return [verdict_line(signin) for signin in self.finals] + self.observed
+        """Verdict lines, policy changes, then observer lines: built on demand, because the function only logs
+        counts."""
+        changes = [change.line() for change in self.tally.changes]
+        return [verdict_line(signin) for signin in self.finals] + changes + self.observed
 
 
 class Observer(Protocol):
@@ -219,6 +224,7 @@ def judge_all(batch: Sequence[Message], fallback: float, latest: float) -> tuple
             request.source = (position, accepted.index)
             requests.append(request)
         tally.skipped.update(reading.skipped)
+        tally.changes += reading.changes
         rejections.extend(reading.rejections)
     tally.records = len(requests)
     tally.rejected = len(rejections)

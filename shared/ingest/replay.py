@@ -102,11 +102,12 @@ class Replay:
             "inputs": [stats.as_dict() for stats in self.inputs],
             "messages": tally.messages,
             "records": tally.records,
+            "policy_changes": len(tally.changes),
             "duplicates": tally.duplicates,
             "skipped": sum(tally.skipped.values()),
             "skipped_by_category": dict(sorted(tally.skipped.items())),
             "rejected": tally.rejected,
             "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
             "mostly_rejected": mostly_rejected,
-            "expected_shapes": list(EXPECTED_SHAPES) if mostly_rejected or not tally.records else [],
+            "expected_shapes": list(EXPECTED_SHAPES) if mostly_rejected or not (tally.records or tally.changes) else [],
         }

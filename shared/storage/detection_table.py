@@ -13,13 +13,44 @@ Per batch that is 1 query + 1 entity-group transaction for the buckets (more onl
 touches many minutes, or when its rows would pass the 4 MiB a transaction carries), 1 query for the states, and
 a write per alert decision, incident change or memory change (learning rules: their changed shards every
 window, in transactions).
+
+Schema versions (`DETECTION`, property `schema` on every row written here):
+- 2: the layout above, as this module writes it.
+- 1 (unmarked): rows written before rows were marked, in one of two layouts. The detection rewrite (6e17f11)
+  wrote the layout above. The releases before it (10963f5 and earlier) wrote other shapes. Window rows were
+  keyed by the minute alone, with four-item counts (no user sketch). A rule's episodes were in its own row
+  (`seen`, no shards). Alert states carried their own `outbox` of decisions and a `notified` flag. There were
+  no incidents. Upgrading from 1 to 2 changes nothing stored, because the readers here take both layouts as
+  they are:
+  - An old minute row counts in its minute (`_by_minute`). Nothing rewrites it; pruning drops it with the
+    rest of its minute. A redelivered batch it already took in does not count twice (`_took_in`).
+  - Four-item counts read with no users, so a rule counting `users` sees fewer people in those minutes, for
+    at most one window.
+  - `seen` is read as `RuleState.legacy`, and the detector moves it into shards once.
+  - An alert state's `outbox` and `notified` are ignored, so a firing alert keeps its episode, repeats and
+    resolves. It belongs to no incident, so its decisions from then on are logged as alert lines and go to no
+    destination. That includes one more `firing` at its first evaluation, because its severity was not stored.
+    Decisions still waiting in an old `outbox` (the group wait, under a few minutes) are dropped.
+  Fixtures: `tests/storage/fixtures/detect1.json` (10963f5) and `detect2.json` (this layout), made by
+  `tests/support/capture_detection.py`.
+- Newer than 2 (a newer release still stopping during a deployment, or a rollback): never read and never
+  written here. Each time such rows are met, one `schema_refused` line per kind of row names them and says what
+  this release does instead (`LEFT`):
+  - A window row is not counted, and the batch's counts for that minute and shard are dropped
+    (`detection_degraded` `bucket_refused`).
+  - A rule with any newer memory row gets none of its memory loaded or written, so a rule that warms up or
+    learns stays warming up here.
+  - A newer incident counts as gone, and its alerts' updates are not recorded in it.
+  - A newer alert state is left out of the live alerts. If its condition holds here, `load_alert` raises
+    `Refused`: the batch fails and is retried (then dead-lettered), so the alert is never decided twice.
+  - Pruning leaves newer rows alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,19 +58,45 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from shared.core.schema import SCHEMA, Refused, Schema
 from shared.detect.incident import IncidentState
 from shared.detect.lifecycle import AlertState
 from shared.detect.memory import GroupMemory, RuleState
 from shared.detect.state import Degraded, DetectionState, StateConflict
 from shared.detect.window import Bucket, Buckets, bucket_from_data, merge_bucket
 
-from .entity import MAX_OPS, TooLarge, etag_of, is_conflict, open_table, pack_text, unpack_text
+from .entity import (
+    MAX_OPS,
+    TooLarge,
+    etag_of,
+    is_conflict,
+    log_refused,
+    open_table,
+    pack_text,
+    read_row,
+    unpack_text,
+)
 
 RETRIES = 8
 BUCKET_SHARDS = 8
 ROW_CHARS = 300_000  # characters of JSON in one bucket row (an entity holds 1 MiB of UTF-16 text)
 TRANSACTION_CHARS = 1_500_000  # characters of rows in one transaction (a transaction carries 4 MiB)
 STATE_RETENTION = timedelta(days=7)  # alert states and incidents no longer live are deleted after this
+
+
+def _unmarked(row: MutableMapping[str, Any]) -> None:
+    """Version 1 to 2 changes nothing stored: the readers here take both layouts a version-1 row may have (module
+    docstring), so the only difference is the mark."""
+
+
+DETECTION = Schema("detect", 2, {1: _unmarked})
+LEFT = {  # what this release does instead of reading a newer row, by kind (the schema_refused line says it)
+    "window": "not counted here; this release's counts for that minute and shard are dropped, the row is kept",
+    "memory": "none of that rule's memory is read or written here: if it warms up or learns, it stays warming up",
+    "alert": "left to the newer release; while its condition holds here, the batch fails rather than decide it",
+    "incident": "left to the newer release: treated as gone, so this release neither tells nor changes it",
+    "prune": "not pruned by this release",
+}
 
 
 def pack(data: Any) -> dict[str, Any]:
@@ -77,6 +134,9 @@ class TableDetectionStore:
         self.table: TableClient = open_table(service, f"{prefix}detect")
         self.requests = 0  # storage requests made (the cost budget counts them)
         self.degraded = Degraded()
+        self.newer: set[str] = set()  # "s" rows a newer release wrote, met since the last load_states: left alone
+        self._newer_rules: set[str] = set()  # rules with any such memory row: none of their memory is used
+        self._newer_buckets: set[str] = set()  # window rows a newer release wrote, met by the last read
 
     # --- window buckets ---
 
@@ -87,8 +147,10 @@ class TableDetectionStore:
         high = max([last, *increments])
         for _ in range(RETRIES):
             stored = self._read_buckets(low, high)
-            for row in [r for r in pending if batch and batch in stored.get(r, _NOTHING)[2]]:
+            for row in [r for r in pending if batch and _took_in(stored, r, batch)]:
                 del pending[row]
+            for row in [r for r in pending if r in self._newer_buckets]:  # never overwritten; not counted here
+                self.degraded.note("bucket_refused", sum(len(groups) for groups in pending.pop(row).values()))
             if pending:
                 self._write_buckets(pending, stored, batch)
             if not pending:
@@ -99,12 +161,20 @@ class TableDetectionStore:
         query = "PartitionKey eq 'w' and RowKey ge @low and RowKey lt @high"
         params = {"low": _minute_key(low), "high": _minute_key(high + 1)}
         found: dict[str, StoredBucket] = {}
+        newer: list[Any] = []
         pages = self.table.query_entities(query, parameters=params, results_per_page=1000).by_page()
         for page in pages:
             self.requests += 1
             for entity in page:
+                if not DETECTION.readable(entity):
+                    newer.append(entity)
+                    continue
+                DETECTION.read(entity)
                 batches = tuple(json.loads(entity.get("batches") or "[]"))
                 found[entity["RowKey"]] = (bucket_from_data(unpack(entity)), etag_of(entity), batches)
+        self._newer_buckets = {entity["RowKey"] for entity in newer}
+        if newer:
+            log_refused(DETECTION, self.table.table_name, newer, LEFT["window"])
         return found
 
     def _write_buckets(self, pending: dict[str, Bucket], stored: dict[str, StoredBucket], batch: str | None) -> None:
@@ -129,7 +199,8 @@ class TableDetectionStore:
         merged: Bucket = bucket_from_data(_bucket_data(stored[0])) if stored else {}
         merge_bucket(merged, increment)
         body = self._fitted(merged)
-        entity = {"PartitionKey": "w", "RowKey": row, **body, "batches": json.dumps(list(_remembered(stored, batch)))}
+        batches = json.dumps(list(_remembered(stored, batch)))
+        entity = DETECTION.mark({"PartitionKey": "w", "RowKey": row, **body, "batches": batches})
         if stored is None:
             return ("create", entity), merged
         options = {"mode": UpdateMode.REPLACE, "etag": stored[1], "match_condition": MatchConditions.IfNotModified}
@@ -149,7 +220,8 @@ class TableDetectionStore:
         return pack_text(text)
 
     def prune(self, before: int) -> int:
-        """Old window buckets, and alert states and incidents that stopped being live a week ago."""
+        """Old window buckets, and alert states and incidents that stopped being live a week ago (rows a newer
+        release wrote are left to it)."""
         keys = self._keys("PartitionKey eq 'w' and RowKey lt @before", {"before": _minute_key(before)})
         cutoff = datetime.now(UTC) - STATE_RETENTION
         keys += self._keys("PartitionKey eq 's' and Live eq false and Timestamp lt @cutoff", {"cutoff": cutoff})
@@ -162,46 +234,76 @@ class TableDetectionStore:
         return len(keys)
 
     def _keys(self, query: str, parameters: dict[str, Any]) -> list[tuple[str, str]]:
-        pages = self.table.query_entities(query, parameters=parameters, select=["PartitionKey", "RowKey"]).by_page()
-        keys = []
+        """The keys of the rows this release may delete: a newer release's rows are named in one log line."""
+        select = ["PartitionKey", "RowKey", SCHEMA]
+        pages = self.table.query_entities(query, parameters=parameters, select=select).by_page()
+        keys, newer = [], []
         for page in pages:
             self.requests += 1
-            keys += [(entity["PartitionKey"], entity["RowKey"]) for entity in page]
+            for entity in page:
+                if DETECTION.readable(entity):  # only the mark is selected: nothing to upgrade
+                    keys.append((entity["PartitionKey"], entity["RowKey"]))
+                else:
+                    newer.append(entity)
+        if newer:
+            log_refused(DETECTION, self.table.table_name, newer, LEFT["prune"])
         return keys
 
     # --- rule memory, alert states and incidents ---
 
     def load_states(self) -> DetectionState:
+        """What is live, without the rows a newer release wrote (one log line per kind of row), and without any
+        memory of a rule that has such a row: half a rule's memory would be misread as the whole."""
         state = DetectionState()
+        rows: list[Any] = []
+        newer: dict[str, list[Any]] = {}
         pages = self.table.query_entities("PartitionKey eq 's' and Live eq true", results_per_page=1000).by_page()
         for page in pages:
             self.requests += 1
             for entity in page:
-                key: str = entity["RowKey"]
-                data, etag = unpack(entity), etag_of(entity)
-                if key.startswith("r:"):
-                    state.rules[key[2:]] = RuleState.from_data(data, etag)
-                elif key.startswith("m:"):
-                    memory = GroupMemory.from_data(data, etag)
-                    state.memory[memory.rule, memory.shard] = memory
-                elif key.startswith("i:"):
-                    state.incidents[key[2:]] = IncidentState.from_data(data, etag)
+                if DETECTION.readable(entity):
+                    rows.append(DETECTION.read(entity))
                 else:
-                    state.alerts[key[2:]] = AlertState.from_data(data, etag)
+                    newer.setdefault(_kind(entity["RowKey"]), []).append(entity)
+        self.newer = {entity["RowKey"] for found in newer.values() for entity in found}
+        self._newer_rules = {_rule_of(key) for key in self.newer if _kind(key) == "memory"}
+        for kind, found in newer.items():
+            log_refused(DETECTION, self.table.table_name, found, LEFT[kind])
+        for entity in rows:
+            key: str = entity["RowKey"]
+            if _kind(key) == "memory" and _rule_of(key) in self._newer_rules:
+                continue
+            data, etag = unpack(entity), etag_of(entity)
+            if key.startswith("r:"):
+                state.rules[key[2:]] = RuleState.from_data(data, etag)
+            elif key.startswith("m:"):
+                memory = GroupMemory.from_data(data, etag)
+                state.memory[memory.rule, memory.shard] = memory
+            elif key.startswith("i:"):
+                state.incidents[key[2:]] = IncidentState.from_data(data, etag)
+            else:
+                state.alerts[key[2:]] = AlertState.from_data(data, etag)
         return state
 
     def save_rule(self, state: RuleState) -> bool:
+        """False on a conflict, and for a rule whose memory a newer release wrote (not written)."""
+        if state.name in self._newer_rules:
+            return False
         return _stamp(state, self._save(_rule_row(state), pack(state.to_data()), True, state.etag))
 
     def load_rule(self, name: str) -> RuleState | None:
-        entity = self._get("r:" + name)
+        """None when absent, or when a newer release wrote it (then the rule's memory is left alone)."""
+        entity = self._read_memory("r:" + name, name)
         return RuleState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
 
     def save_memory(
         self, shards: Sequence[GroupMemory], rules: Sequence[RuleState] = ()
     ) -> list[GroupMemory | RuleState]:
         """Rule rows and shards in one transaction (chunked); a chunk that conflicts is written row by row to find
-        out which lost."""
+        out which lost. A rule whose memory a newer release wrote is not written, and not lost either: this release
+        leaves it to that one."""
+        rules = [r for r in rules if r.name not in self._newer_rules]
+        shards = [s for s in shards if s.rule not in self._newer_rules]
         lost: list[GroupMemory | RuleState] = []
         rows = [(r, self._operation(_rule_row(r), pack(r.to_data()), True, r.etag), None) for r in rules]
         rows += [(s, self._operation(_memory_row(s), pack(s.to_data()), True, s.etag), None) for s in shards]
@@ -224,17 +326,33 @@ class TableDetectionStore:
         return _stamp(item, self._save(_memory_row(item), pack(item.to_data()), True, item.etag))
 
     def load_memory(self, rule: str, shard: int) -> GroupMemory | None:
-        entity = self._get(_memory_row(GroupMemory(rule, shard)))
+        """None when absent, or when a newer release wrote it (then the rule's memory is left alone)."""
+        entity = self._read_memory(_memory_row(GroupMemory(rule, shard)), rule)
         return GroupMemory.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
 
+    def _read_memory(self, row: str, rule: str) -> Any:
+        """A rule or shard row; None when absent or newer (then none of the rule's memory is written)."""
+        try:
+            return self._read(row, "memory")
+        except Refused:
+            self._newer_rules.add(rule)
+            return None
+
     def save_alert(self, state: AlertState) -> bool:
+        """False on a conflict, and for an alert a newer release wrote (not written)."""
+        if "a:" + state.fingerprint in self.newer:
+            return False
         return _stamp(state, self._save("a:" + state.fingerprint, pack(state.to_data()), state.live, state.etag))
 
     def load_alert(self, fingerprint: str) -> AlertState | None:
-        entity = self._get("a:" + fingerprint)
+        """Refused (after its log line) when a newer release wrote it: deciding it here could decide it twice."""
+        entity = self._read("a:" + fingerprint, "alert")
         return AlertState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
 
     def save_incident(self, state: IncidentState) -> bool:
+        """False on a conflict, and for an incident a newer release wrote (not written)."""
+        if "i:" + state.id in self.newer:
+            return False
         return _stamp(state, self._save("i:" + state.id, self._incident_body(state), state.live, state.etag))
 
     def _incident_body(self, state: IncidentState) -> dict[str, Any]:
@@ -250,8 +368,23 @@ class TableDetectionStore:
             return pack(data)
 
     def load_incident(self, incident: str) -> IncidentState | None:
-        entity = self._get("i:" + incident)
+        """None when absent, or when a newer release wrote it (gone, for this release)."""
+        try:
+            entity = self._read("i:" + incident, "incident")
+        except Refused:
+            return None
         return IncidentState.from_data(unpack(entity), etag_of(entity)) if entity is not None else None
+
+    def _read(self, row: str, kind: str) -> Any:
+        """The "s" row read (upgraded), or None; Refused after its log line when a newer release wrote it."""
+        entity = self._get(row)
+        if entity is None:
+            return None
+        try:
+            return read_row(DETECTION, entity, self.table.table_name, LEFT[kind])
+        except Refused:
+            self.newer.add(row)
+            raise
 
     def _get(self, row: str) -> Any:
         self.requests += 1
@@ -263,13 +396,13 @@ class TableDetectionStore:
             raise
 
     def _operation(self, row: str, body: dict[str, Any], live: bool, etag: str | None) -> tuple[Any, ...]:
-        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **body}
+        entity = DETECTION.mark({"PartitionKey": "s", "RowKey": row, "Live": live, **body})
         if etag is None:
             return ("create", entity)
         return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_UNCHANGED})
 
     def _save(self, row: str, body: dict[str, Any], live: bool, etag: str | None) -> str | None:
-        entity = {"PartitionKey": "s", "RowKey": row, "Live": live, **body}
+        entity = DETECTION.mark({"PartitionKey": "s", "RowKey": row, "Live": live, **body})
         self.requests += 1
         try:
             if etag is None:
@@ -299,6 +432,16 @@ def _rule_row(state: RuleState) -> str:
     return "r:" + state.name
 
 
+def _kind(row: str) -> str:
+    """What an "s" row holds, by its key."""
+    return {"r": "memory", "m": "memory", "i": "incident"}.get(row[:1], "alert")
+
+
+def _rule_of(row: str) -> str:
+    """The rule a memory row belongs to: "r:<rule>" or "m:<rule>:<shard>"."""
+    return row[2:] if row.startswith("r:") else row[2:].rsplit(":", 1)[0]
+
+
 def _memory_row(shard: GroupMemory) -> str:
     return f"m:{shard.rule}:{shard.shard:02d}"
 
@@ -322,6 +465,12 @@ def _by_minute(stored: dict[str, StoredBucket], first: int, last: int) -> Bucket
         if first <= minute <= last:
             merge_bucket(buckets.setdefault(minute, {}), bucket)
     return buckets
+
+
+def _took_in(stored: dict[str, StoredBucket], row: str, batch: str) -> bool:
+    """The row took the batch in already, or its minute's row from before sharding did (the batch ran on the older
+    release, and is redelivered to this one: it counts once)."""
+    return batch in stored.get(row, _NOTHING)[2] or batch in stored.get(row[:10], _NOTHING)[2]
 
 
 def _remembered(stored: StoredBucket | None, batch: str | None) -> tuple[str, ...]:

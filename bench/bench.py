@@ -68,14 +68,63 @@ def events_per_invocation() -> int:
     return int(host["extensions"]["eventHubs"]["maxEventBatchSize"])
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One timed call: wall-clock seconds, and CPU seconds of this process and of the children it waited for."""
+
+    wall: float
+    cpu: float
+
+    def __sub__(self, other: Timing) -> Timing:
+        return Timing(self.wall - other.wall, self.cpu - other.cpu)
+
+
+def timed(fn: Callable[[], object]) -> Timing:
+    gc.collect()
+    before = _cpu()
+    start = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    return Timing(wall, _cpu() - before)
+
+
+def _cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def median_of(runs: int, fn: Callable[[], object]) -> float:
-    times = []
+    return statistics.median(timed(fn).wall for _ in range(runs))
+
+
+def paired(runs: int, path: Callable[[], object], base: Callable[[], object], startup: Callable[[], object] | None):
+    """`runs` rounds of: start-up (if any), the baseline, the path, back to back, so that a busy neighbour on a
+    shared machine slows a path and its baseline alike; the medians of the rounds' figures."""
+    rounds = []
     for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        start = timed(startup) if startup is not None else Timing(0.0, 0.0)
+        baseline = timed(base)
+        rounds.append((timed(path) - start, baseline, start))
+    return Paired(
+        wall=statistics.median(r[0].wall for r in rounds),
+        cpu=statistics.median(r[0].cpu for r in rounds),
+        base_wall=statistics.median(r[1].wall for r in rounds),
+        base_cpu=statistics.median(r[1].cpu for r in rounds),
+        ratio=statistics.median(r[1].wall / r[0].wall for r in rounds),
+        cpu_ratio=statistics.median(r[1].cpu / r[0].cpu for r in rounds),
+        startup=statistics.median(r[2].wall for r in rounds),
+    )
+
+
+@dataclass(frozen=True)
+class Paired:
+    wall: float  # the path's median wall-clock seconds, start-up subtracted
+    cpu: float  # and its CPU seconds (its own process, or the subprocess)
+    base_wall: float  # bare orjson.loads of the same bytes
+    base_cpu: float
+    ratio: float  # median over rounds of baseline / path, wall clock
+    cpu_ratio: float  # the same in CPU time: far less sensitive to other load on the machine
+    startup: float  # the subtracted start-up, wall clock (0 in process)
 
 
 # --- the baseline -----------------------------------------------------------------------------------------------
@@ -166,8 +215,9 @@ def invocations(bodies: list[bytes]) -> list[list[Message]]:
     return [messages[i : i + BODIES_PER_INVOCATION] for i in range(0, len(messages), BODIES_PER_INVOCATION)]
 
 
-def table_run(bodies: list[bytes], records: int) -> tuple[float, float]:
-    """The function's pipeline on Azurite tables; seconds and storage requests per 1,000 records."""
+def table_run(bodies: list[bytes], records: int) -> tuple[Timing, float]:
+    """The function's pipeline on Azurite tables: its time (CPU: this process's only, not Azurite's) and storage
+    requests per 1,000 records."""
     batches = invocations(bodies)
     server = azurite.start()
     try:
@@ -178,10 +228,7 @@ def table_run(bodies: list[bytes], records: int) -> tuple[float, float]:
         pipeline = Pipeline(store, 600.0, observers=[detector])
         pipeline.ingest([])  # create the detection tables before counting
         counter.requests.clear()
-        start = time.perf_counter()
-        for batch in batches:
-            pipeline.ingest(batch)
-        elapsed = time.perf_counter() - start
+        elapsed = timed(lambda: [pipeline.ingest(batch) for batch in batches])
         return elapsed, 1000.0 * counter.count / records
     finally:
         server.stop()
@@ -232,17 +279,16 @@ class Row:
     path: str
     corpus: str
     records: int
-    seconds: float  # the path's median, start-up subtracted where there is one
-    baseline: float  # bare orjson.loads of the same bytes, median
+    timing: Paired
     note: str = ""
 
     @property
     def rate(self) -> float:
-        return self.records / self.seconds
+        return self.records / self.timing.wall
 
     @property
-    def ratio(self) -> float:
-        return self.baseline / self.seconds
+    def base_rate(self) -> float:
+        return self.records / self.timing.base_wall
 
 
 @dataclass
@@ -250,7 +296,6 @@ class Figures:
     machine: dict[str, str]
     corpora: list[Corpus]
     rows: list[Row] = field(default_factory=list)
-    startup: dict[str, float] = field(default_factory=dict)
     extra: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -280,39 +325,45 @@ def measure(args: argparse.Namespace, folder: Path) -> Figures:
     runs = args.runs
     one = one_record_file(folder)
     out = folder / "replay-out.jsonl"
-    log("start-up: replay and report of a one-record file")
-    figures.startup["replay"] = median_of(runs, lambda: run_replay(one, 1, out))
-    figures.startup["report"] = median_of(runs, lambda: run_report(one))
     per_call = events_per_invocation()
     for corpus in corpora:
         n = corpus.records
-        base = median_of(runs, lambda c=corpus: bare_orjson(c.bodies))
+        base = lambda c=corpus: bare_orjson(c.bodies)  # noqa: E731
         log(f"{corpus.name}: replay")
-        replay = median_of(runs, lambda c=corpus: run_replay(c.path, c.records, out)) - figures.startup["replay"]
-        figures.rows.append(Row("(1) replay, subprocess", corpus.name, n, replay, base, "start-up subtracted"))
+        replay = paired(
+            runs, lambda c=corpus: run_replay(c.path, c.records, out), base, lambda: run_replay(one, 1, out)
+        )
+        figures.rows.append(Row("(1) replay, subprocess", corpus.name, n, replay, "start-up subtracted"))
         log(f"{corpus.name}: the Event Hub function")
         events = hub_events(corpus.bodies)
-        function = median_of(runs, lambda c=corpus, e=events: run_function(e, per_call, c.records))
+        function = paired(runs, lambda e=events, c=corpus: run_function(e, per_call, c.records), base, None)
         figures.rows.append(
-            Row("(2) Event Hub function, in process", corpus.name, n, function, base, f"{per_call} events a call")
+            Row("(2) Event Hub function, in process", corpus.name, n, function, f"{per_call} events a call")
         )
         log(f"{corpus.name}: report")
-        report = median_of(runs, lambda c=corpus: run_report(c.path)) - figures.startup["report"]
-        figures.rows.append(Row("(3) report, subprocess", corpus.name, n, report, base, "start-up subtracted"))
+        report = paired(runs, lambda c=corpus: run_report(c.path), base, lambda: run_report(one))
+        figures.rows.append(Row("(3) report, subprocess", corpus.name, n, report, "start-up subtracted"))
     main = corpora[0]
     table_bodies = main.bodies[: max(1, args.table_records // RECORDS_PER_BODY)]
     table_records = sum(len(orjson.loads(b)["records"]) for b in table_bodies)
     log(f"Table store on Azurite: {table_records:,} records")
-    table_base = median_of(runs, lambda: bare_orjson(table_bodies))
-    table_seconds, table_requests = table_run(table_bodies, table_records)
+    table_base = timed(lambda: bare_orjson(table_bodies))
+    table = table_run(table_bodies, table_records)
     figures.rows.append(
         Row(
             "(4) pipeline on Table store (Azurite)",
             main.name,
             table_records,
-            table_seconds,
-            table_base,
-            f"one run; {table_requests:.0f} storage requests per 1,000 records",
+            Paired(
+                table[0].wall,
+                table[0].cpu,
+                table_base.wall,
+                table_base.cpu,
+                table_base.wall / table[0].wall,
+                table_base.cpu / table[0].cpu,
+                0.0,
+            ),
+            f"one run, smaller corpus; {table[1]:.0f} storage requests per 1,000 records",
         )
     )
     log(f"memory per open sign-in ({args.open_signins:,} open)")
@@ -331,24 +382,23 @@ def text(figures: Figures, runs: int) -> list[str]:
     m = figures.machine
     lines = [
         f"machine: {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, {m['platform']} ({m['date']})",
-        f"medians of {runs} runs; baseline: bare orjson.loads of each body of the same bytes, nothing else",
+        f"medians of {runs} rounds (start-up, baseline, path back to back); baseline: bare orjson.loads of each"
+        " body of the same bytes, nothing else",
     ]
     for c in figures.corpora:
         lines.append(
             f"corpus {c.name}: {c.records:,} records ({c.bytes_per_record / 1024:.1f} KB each) in {len(c.bodies)} "
             f"bodies, {c.signins:,} sign-ins ({c.unbound_share:.1%} unbound), {c.users:,} users, {c.apps:,} apps"
         )
-    lines.append(
-        "start-up subtracted: replay {:.2f} s, report {:.2f} s".format(
-            figures.startup["replay"], figures.startup["report"]
-        )
-    )
     for row in figures.rows:
+        t = row.timing
         lines.append(
-            f"{row.path:<40} {row.corpus:<12} {row.rate:>9,.0f} records/s  "
-            f"orjson.loads {row.records / row.baseline:>9,.0f} records/s  ratio {row.ratio:.2f}  {row.note}"
+            f"{row.path:<38} {row.corpus:<11} {row.rate:>7,.0f} records/s (orjson.loads {row.base_rate:>7,.0f})"
+            f"  ratio {t.ratio:.2f}  CPU-time ratio {t.cpu_ratio:.2f}"
+            + (f"  start-up {t.startup:.2f} s" if t.startup else "")
+            + f"  {row.note}"
         )
-    lines += [f"{name:<40} {value}" for name, value in figures.extra]
+    lines += [f"{name:<38} {value}" for name, value in figures.extra]
     return lines
 
 
@@ -361,9 +411,11 @@ def markdown(figures: Figures, runs: int) -> str:
         'README.md\'s "Speed and cost" and docs/capacity.md quote them.',
         "",
         f"- Machine: {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, `{m['platform']}`",
-        f"- Medians of {runs} runs. Baseline: bare `orjson.loads` of each Event Hub body of the same bytes, no walk.",
-        "- Start-up subtracted from the subprocess paths (the same command on a one-record file, same run): "
-        f"replay {figures.startup['replay']:.2f} s, report {figures.startup['report']:.2f} s.",
+        f"- Medians of {runs} rounds; each round times the start-up (subprocess paths: the same command on a"
+        " one-record file), the baseline and the path back to back. Baseline: bare `orjson.loads` of each Event Hub"
+        " body of the same bytes, no walk.",
+        "- Ratio: baseline time / path time (wall clock, start-up subtracted). CPU-time ratio: the same in CPU"
+        " seconds (the subprocess's own), which other load on a shared machine disturbs far less.",
         "",
         "| Corpus | Records | KB a record | Sign-ins | Unbound | Distinct users | Distinct apps |",
         "|---|---|---|---|---|---|---|",
@@ -375,13 +427,15 @@ def markdown(figures: Figures, runs: int) -> str:
         )
     out += [
         "",
-        "| Path | Corpus | Records | records/s | `orjson.loads` records/s | Ratio to `orjson.loads` | Note |",
-        "|---|---|---|---|---|---|---|",
+        "| Path | Corpus | Records | records/s | `orjson.loads` records/s | Ratio | CPU-time ratio | Start-up | Note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in figures.rows:
+        t = r.timing
+        startup = f"{t.startup:.2f} s" if t.startup else "—"
         out.append(
-            f"| {r.path} | {r.corpus} | {r.records:,} | {r.rate:,.0f} | {r.records / r.baseline:,.0f} "
-            f"| **{r.ratio:.2f}** | {r.note} |"
+            f"| {r.path} | {r.corpus} | {r.records:,} | {r.rate:,.0f} | {r.base_rate:,.0f} "
+            f"| **{t.ratio:.2f}** | {t.cpu_ratio:.2f} | {startup} | {r.note} |"
         )
     out += ["", "| Measure | Result |", "|---|---|"]
     out += [f"| {name} | {value} |" for name, value in figures.extra]
@@ -393,7 +447,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=30_000, help="records in each of the two corpora")
     parser.add_argument("--table-records", type=int, default=4_000, help="records for the Table path (Azurite)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--open-signins", type=int, default=100_000)
+    parser.add_argument("--open-signins", type=int, default=50_000, help="for the memory per open sign-in")
     parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures are written (markdown)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bindwatch-bench-") as folder:

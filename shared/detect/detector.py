@@ -27,7 +27,7 @@ from .grouping import NONE_VALUE, Dimensions, Grouper, alert_dimensions, describ
 from .incident import IncidentState, Member, Plan, find, incident_id, leaning_of, notification, plan, scope_of
 from .kinds import Finding, Moment, kind_of
 from .kinds.unusual import window_minutes
-from .lifecycle import FIRING, AlertState, Timing, step
+from .lifecycle import FIRING, RESOLVED, AlertState, Timing, step
 from .memory import GroupMemory, RuleState, shard_of
 from .routing import inhibited, labels, receivers, silenced
 from .rules import Rule, RulesFile
@@ -104,6 +104,7 @@ class Detector:
         self._live = self._silences() if self._silences else ()
         work = Pass(start, batch.final, self.store.load_states())
         self._migrate(work)
+        self._retire_orphans(work)
         tally = self._count(batch.updates, work, start)
         work.loaded = minute_of(start - self.rules.span_seconds()) - 1
         buckets = self.store.merge_buckets(tally.buckets, work.loaded, minute_of(clock), batch.key)
@@ -205,6 +206,21 @@ class Detector:
             if state.legacy:
                 self._rule_update(work, name, ("migrated",))
 
+    def _retire_orphans(self, work: Pass) -> None:
+        """Alerts of a rule the rules file no longer has (renamed or removed by an upgrade or an edit) can never be
+        evaluated again: resolve them once, and tell their incident, rather than load them every batch forever."""
+        for state in [s for s in work.state.alerts.values() if s.status == FIRING and s.rule not in self._by_name]:
+            trial = state.copy()
+            trial.status = RESOLVED
+            if not self.store.save_alert(trial):
+                continue  # another instance got there first
+            del work.state.alerts[state.fingerprint]
+            log.warning("alert %s of rule %r, no longer in the rules file, resolved", state.fingerprint, state.rule)
+            alert = Alert(state.fingerprint, state.rule, "resolved", work.clock, group=dict(state.group))
+            alert.severity = state.severity or "warning"  # type: ignore[assignment]
+            work.decided.append(alert)
+            self._tell_incident(trial, alert, None, work)
+
     def _save_memory(self, work: Pass) -> None:
         """Changed rule rows and memory shards (pruned by each rule's lookback and capped) in one conditional write
         where the store can; whatever lost a race is re-read and its updates replayed."""
@@ -298,6 +314,8 @@ class Detector:
         """Run one group's lifecycle step (`detail` fills in what an alert shows); True when an episode started."""
         rule = finding.rule
         print_key = fingerprint(rule.name, finding.group)
+        if "a:" + print_key in getattr(self.store, "newer", ()):
+            return False  # a newer release (mid-deployment) keeps this alert: deciding it here could decide it twice
         state = work.state.alerts.get(print_key) or AlertState(print_key, rule.name, dict(finding.group))
         if not finding.holds and state.status != FIRING:
             return False

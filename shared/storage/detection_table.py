@@ -41,8 +41,9 @@ Schema versions (`DETECTION`, property `schema` on every row written here):
   - A rule with any newer memory row gets none of its memory loaded or written, so a rule that warms up or
     learns stays warming up here.
   - A newer incident counts as gone, and its alerts' updates are not recorded in it.
-  - A newer alert state is left out of the live alerts. If its condition holds here, `load_alert` raises
-    `Refused`: the batch fails and is retried (then dead-lettered), so the alert is never decided twice.
+  - A newer alert state is left out of the live alerts and not decided here (the detector skips what `newer`
+    holds), so it is never decided twice. One that turns newer between the load and the write makes `load_alert`
+    raise `Refused`: that batch is retried, and the retry's load leaves the alert alone.
   - Pruning leaves newer rows alone.
 """
 
@@ -93,7 +94,7 @@ DETECTION = Schema("detect", 2, {1: _unmarked})
 LEFT = {  # what this release does instead of reading a newer row, by kind (the schema_refused line says it)
     "window": "not counted here; this release's counts for that minute and shard are dropped, the row is kept",
     "memory": "none of that rule's memory is read or written here: if it warms up or learns, it stays warming up",
-    "alert": "left to the newer release; while its condition holds here, the batch fails rather than decide it",
+    "alert": "left to the newer release: not decided here",
     "incident": "left to the newer release: treated as gone, so this release neither tells nor changes it",
     "prune": "not pruned by this release",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tomllib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -338,3 +339,21 @@ def test_a_bad_rules_file_stops_the_start_naming_file_rule_and_field(tmp_path: P
         compose.detector(load_settings(RULES_FILE=str(file)), MemoryDetectionStore())
     assert str(file) in str(caught.value) and "rule 'burst'" in str(caught.value)
     assert "spike_height" in str(caught.value)
+
+
+def test_alerts_of_a_rule_the_rules_file_no_longer_has_resolve_and_their_incident_ends() -> None:
+    """An upgrade or an edit renames a rule while its alert fires: the alert must not stay live forever."""
+    store, handed = MemoryDetectionStore(), []
+    messages = list(messages_from([str(ROOT / "samples" / "02-burst.jsonl")]))
+    first = Detector(load_rules(), store, ["webhook"], handoff=handed.extend)
+    pipeline = Pipeline(MemoryStore(), SETTLE, observers=[first])
+    for message in messages[:30]:  # into the burst: alerts fire, the incident opens
+        pipeline.ingest([message])
+    firing = [s for s in store.load_states().alerts.values() if s.status == "firing"]
+    assert firing and any(n.reason == "opened" for n in handed)
+    text = (ROOT / "rules.toml").read_text(encoding="utf-8")
+    renamed = parse_rules(tomllib.loads(text.replace('name = "unbound-users', 'name = "renamed-users')))
+    pipeline.observers = [Detector(renamed, store, ["webhook"], handoff=handed.extend)]
+    lines = pipeline.tick().lines
+    assert {line["fingerprint"] for line in lines if line["status"] == "resolved"} >= {s.fingerprint for s in firing}
+    assert not [s for s in store.load_states().alerts.values() if s.rule.startswith("unbound-users")]

@@ -202,9 +202,9 @@ def run_function(events: list[func.EventHubEvent], per_call: int, records: int) 
         service.pipeline.drain()
     finally:
         WORKER.reset()
-    judged = len(service.dead_letter.rejections)  # type: ignore[attr-defined]
-    if judged:
-        raise RuntimeError(f"the function rejected {judged} of {records} records' messages")
+    rejected = len(service.dead_letter.rejections)  # type: ignore[attr-defined]
+    if rejected:
+        raise RuntimeError(f"the function rejected {rejected} messages of a {records}-record corpus")
 
 
 # --- (4): the Table store on Azurite ----------------------------------------------------------------------------

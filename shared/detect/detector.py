@@ -304,18 +304,23 @@ class Detector:
         moment = moment_for(rule, work.clock, state, self._view(work, rule.name))
         firing = len(live)
         for finding in evaluate(rule, buckets, moment, keys, frozen):
+            if self._kept_by_newer(finding):
+                continue
             if finding.holds and finding.key not in frozen and firing >= MAX_FIRING:
                 self.degraded.note("alerts", 1, rule=rule.name, limit=MAX_FIRING)
                 continue
             if self._decide(finding, work, lambda f=finding: with_detail(f, buckets, moment)) and finding.holds:
                 firing += 1
 
+    def _kept_by_newer(self, finding: Finding) -> bool:
+        """A newer release (mid-deployment) keeps this alert's row: deciding it here could decide it twice."""
+        newer = getattr(self.store, "newer", None)
+        return bool(newer) and "a:" + fingerprint(finding.rule.name, finding.group) in newer
+
     def _decide(self, finding: Finding, work: Pass, detail: Callable[[], object] = lambda: None) -> bool:
         """Run one group's lifecycle step (`detail` fills in what an alert shows); True when an episode started."""
         rule = finding.rule
         print_key = fingerprint(rule.name, finding.group)
-        if "a:" + print_key in getattr(self.store, "newer", ()):
-            return False  # a newer release (mid-deployment) keeps this alert: deciding it here could decide it twice
         state = work.state.alerts.get(print_key) or AlertState(print_key, rule.name, dict(finding.group))
         if not finding.holds and state.status != FIRING:
             return False

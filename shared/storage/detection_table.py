@@ -178,16 +178,22 @@ class TableDetectionStore:
             log_refused(DETECTION, self.table.table_name, newer, LEFT["window"])
         return found
 
+    def _submit(self, chunk: list[tuple[Any, tuple[Any, ...], Any]]) -> Any:
+        """One entity group transaction; None when another writer got there first (re-read and try again)."""
+        self.requests += 1
+        try:
+            return self.table.submit_transaction([operation for _, operation, _ in chunk])
+        except HttpResponseError as error:
+            if not is_conflict(error):
+                raise
+            return None
+
     def _write_buckets(self, pending: dict[str, Bucket], stored: dict[str, StoredBucket], batch: str | None) -> None:
         """Write what it can; rows written are removed from `pending` and updated in `stored`."""
         rows = [(row, *self._bucket_row(row, pending[row], stored.get(row), batch)) for row in pending]
         for chunk in _chunks(rows):
-            try:
-                self.requests += 1
-                results = self.table.submit_transaction([operation for _, operation, _ in chunk])
-            except HttpResponseError as error:
-                if not is_conflict(error):
-                    raise
+            results = self._submit(chunk)
+            if results is None:
                 return  # re-read and re-merge what is left
             for (row, _, merged), result in zip(chunk, results, strict=True):
                 known = stored.get(row)
@@ -309,12 +315,8 @@ class TableDetectionStore:
         rows = [(r, self._operation(_rule_row(r), pack(r.to_data()), True, r.etag), None) for r in rules]
         rows += [(s, self._operation(_memory_row(s), pack(s.to_data()), True, s.etag), None) for s in shards]
         for chunk in _chunks(rows):
-            try:
-                self.requests += 1
-                results = self.table.submit_transaction([operation for _, operation, _ in chunk])
-            except HttpResponseError as error:
-                if not is_conflict(error):
-                    raise
+            results = self._submit(chunk)
+            if results is None:
                 lost += [item for item, _, _ in chunk if not self._save_one(item)]
                 continue
             for (item, _, _), result in zip(chunk, results, strict=True):

@@ -77,6 +77,7 @@ class Detector:
         handoff: Callable[[list[Notification]], object] | None = None,
         *,
         silences: Callable[[], Sequence[RuntimeSilence]] | None = None,
+        explain: Callable[[float], str] | None = None,
     ) -> None:
         self.rules = rules
         self.handoff = handoff  # the durable outbox write, done before incidents record them as told
@@ -94,6 +95,7 @@ class Detector:
         self._pruned_at: float | None = None
         self._silences = silences  # the run-time silences active now (the shell reads them, at most each minute)
         self._live: Sequence[RuntimeSilence] = ()
+        self._explain = explain  # the token protection policy change an alert began shortly after (the guardrail)
         self._through: float | None = None  # the event clock this instance last evaluated at
 
     def observe(self, batch: Batch) -> list[dict[str, Any]]:
@@ -355,7 +357,7 @@ class Detector:
         rule = finding.rule
         finding.severity = state.severity or finding.severity  # an alert never de-escalates while it fires
         severity = finding.severity
-        return render(
+        alert = render(
             finding,
             decision,
             at,
@@ -364,6 +366,8 @@ class Detector:
             silenced=silenced(self.rules, rule, finding.group, at, severity, live=self._live),
             public_url=self.public_url,
         )
+        alert.change = self._explain(alert.starts_at) if self._explain else ""
+        return alert
 
     # --- incidents ---
 
@@ -449,6 +453,7 @@ class Detector:
                 starts_at=state.starts_at or work.clock,
                 kind=rule.kind,
                 receivers=receivers(self.rules, rule, state.group, self.destinations, state.severity),
+                change=self._explain(state.starts_at or work.clock) if self._explain else "",
             )
             member = self._membership(trial, alert, None, work)
             if self.store.save_alert(trial):

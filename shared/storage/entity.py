@@ -9,17 +9,29 @@
 - Schema versions (`shared.core.schema`): a table declares its `Schema`, marks every entity it writes
   (`schema.mark(entity)`) and reads through `readable_rows` / `read_row`, which bring older rows up to date
   and leave a row from a newer release untouched, named in one log line.
+- Entity group transactions written and read here (`submit`), not by the SDK's `submit_transaction`: the SDK
+  builds and parses the multipart body with the standard library's `email` package, which cost more CPU than
+  everything else the sign-in table does (profiled). The operations, their conditions and the errors raised
+  are the SDK's own; the request still goes through the SDK's pipeline (authentication, retries).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections.abc import Iterable
+import re
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote as url_quote
 
+import orjson
+from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.core.rest import HttpRequest
+from azure.data.tables import RequestTooLargeError, TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables._serialize import _add_entity_properties  # the SDK's own typing of property values
 
 from shared.core.schema import Refused, Schema
 from shared.core.text import utf16_units
@@ -140,3 +152,147 @@ def log_refused(schema: Schema, table: str, rows: list[Any], left: str) -> None:
         first=f"{first.get('PartitionKey', '')} {first.get('RowKey', '')}"[:300],
         left=left,
     )
+
+
+# --- entity group transactions (the body and the answer are pure; `submit` is the I/O) ---
+
+_STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})", re.M)
+_ETAG = re.compile(r"^ETag:[ \t]*(.*?)\r?$", re.M | re.I)
+_BOUNDARY = re.compile(r"boundary=([^\s;]+)")
+_DIRECTIVES = ("If-Match", "Prefer")
+
+
+def submit(table: TableClient, ops: Sequence[tuple[Any, ...]]) -> list[dict[str, str]]:
+    """Commit `ops` (the SDK's `submit_transaction` tuples) as one transaction; each operation's ETag, in order.
+
+    Raises TableTransactionError (with the failed operation's status, code and index) as the SDK does."""
+    if not ops:
+        return []
+    endpoint = table.url.split("?", 1)[0].rstrip("/")
+    boundary = f"batch_{uuid.uuid4()}"
+    body = transaction_body(endpoint, table.table_name, ops, boundary, f"changeset_{uuid.uuid4()}")
+    request = HttpRequest(
+        "POST",
+        f"{endpoint}/$batch",
+        headers={
+            "x-ms-version": table.api_version,
+            "DataServiceVersion": "3.0",
+            "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": f"multipart/mixed; boundary={boundary}",
+            "Accept": "application/json",
+        },
+        content=body,
+    )
+    # The SDK's own pipeline (the client's policies: credential, retries), as its _batch_send uses it.
+    # Streamed, as there: the client's content-decoding policy cannot read multipart (it reads it below).
+    response = table._client.send_request(request, stream=True)
+    response.read()
+    if response.status_code == 413:
+        raise RequestTooLargeError(message="The transaction request was too large", response=response)
+    if response.status_code != 202:
+        raise HttpResponseError(response=response)
+    return transaction_results(response.text(), len(ops))
+
+
+def transaction_body(endpoint: str, table: str, ops: Sequence[tuple[Any, ...]], boundary: str, changeset: str) -> bytes:
+    """The multipart/mixed body of one changeset, as the service documents it (and the SDK sends it)."""
+    out = [f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    for index, op in enumerate(ops):
+        method, path, headers, payload = operation(table, op)
+        lines = [
+            f"--{changeset}",
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            f"Content-ID: {index}",
+            "",
+            f"{method} {endpoint}/{path} HTTP/1.1",
+            "x-ms-version: 2019-02-02",
+            "DataServiceVersion: 3.0",
+            "Accept: application/json;odata=minimalmetadata",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        if payload is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        out.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+        if payload is not None:
+            out.append(payload + b"\r\n")
+    out.append(f"--{changeset}--\r\n--{boundary}--\r\n".encode())
+    return b"".join(out)
+
+
+def operation(table: str, op: tuple[Any, ...]) -> tuple[str, str, dict[str, str], bytes | None]:
+    """One operation as method, path, conditions and JSON: the SDK's meanings of create, update, upsert, delete."""
+    kind, entity = op[0], op[1]
+    options: dict[str, Any] = dict(op[2]) if len(op) > 2 else {}
+    keys = f"{table}(PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}')"
+    if kind == "create":
+        return "POST", table, {"Prefer": "return-no-content"}, entity_json(entity)
+    if kind == "delete":
+        return "DELETE", keys, {"If-Match": _if_match(options)}, None
+    mode = options.get("mode", UpdateMode.MERGE)
+    method = "PUT" if mode == UpdateMode.REPLACE else "PATCH"
+    if kind == "update":  # only if the entity exists: If-Match its ETag, or any
+        return method, keys, {"If-Match": _if_match(options)}, entity_json(entity)
+    if kind == "upsert":  # insert or replace / merge: no condition
+        return method, keys, {}, entity_json(entity)
+    raise ValueError(f"Unrecognized operation: {kind}")
+
+
+def _key(value: str) -> str:
+    return url_quote(str(value).replace("'", "''"), safe="")
+
+
+def _if_match(options: dict[str, Any]) -> str:
+    condition = options.get("match_condition") or MatchConditions.Unconditionally
+    if condition == MatchConditions.IfNotModified:
+        if not options.get("etag"):
+            raise ValueError("IfNotModified needs an etag")
+        return str(options["etag"])
+    if condition in (MatchConditions.Unconditionally, MatchConditions.IfPresent):
+        return "*"
+    raise ValueError(f"unsupported match condition in a transaction: {condition}")
+
+
+def entity_json(entity: Any) -> bytes:
+    """The entity as the SDK types it (Edm annotations), encoded once; lone surrogates escaped as the SDK does."""
+    properties = _add_entity_properties(entity)
+    try:
+        return orjson.dumps(properties)
+    except TypeError:
+        return json.dumps(properties).encode()
+
+
+def transaction_results(text: str, count: int) -> list[dict[str, str]]:
+    """Each operation's ETag from the service's multipart answer; the first failed operation raised as the SDK
+    raises it (TableTransactionError: status, error code, index from the service's "index:message")."""
+    found = _BOUNDARY.search(text.split("\n\n", 1)[0].split("\r\n\r\n", 1)[0])
+    if found is None:
+        raise TableTransactionError(message=f"unreadable transaction answer: {text[:200]!r}")
+    parts = text.split(f"--{found.group(1)}")[1:-1]
+    results = []
+    for part in parts:
+        status = _STATUS.search(part)
+        if status is None:
+            raise TableTransactionError(message=f"unreadable transaction part: {part[:200]!r}")
+        code = int(status.group(1))
+        if not 200 <= code < 300:
+            raise _failure(code, part[status.end() :])
+        etag = _ETAG.search(part, status.end())
+        results.append({"etag": etag.group(1)} if etag else {})
+    if len(results) != count:
+        raise TableTransactionError(message=f"{len(results)} answers to a transaction of {count} operations")
+    return results
+
+
+def _failure(status: int, rest: str) -> TableTransactionError:
+    """The error of a failed operation, with what the SDK's would carry (status_code, error_code, index)."""
+    start = rest.find("{")
+    code, message = "", rest.strip()[:500]
+    if start >= 0:
+        with contextlib.suppress(ValueError):
+            error = orjson.loads(rest[start : rest.rfind("}") + 1]).get("odata.error", {})
+            code = str(error.get("code", ""))
+            message = str((error.get("message") or {}).get("value", message))
+    failure = TableTransactionError(message=message)
+    failure.status_code, failure.error_code = status, code
+    return failure

@@ -36,7 +36,7 @@ from shared.core.signin import SignIn
 from shared.ingest.store import Update, group_by_signin
 from shared.telemetry import log_event
 
-from .entity import MAX_OPS, is_conflict, open_table, quote, read_row, readable_rows
+from .entity import MAX_OPS, is_conflict, open_table, quote, read_row, readable_rows, submit
 from .signin_rows import (
     BUCKETS,
     CLAIMS_PER_TX,
@@ -143,7 +143,7 @@ class TableStore:
         """Submit one transaction; False when another writer changed one of its sign-ins first."""
         ops = [op for item in chunk for op in item.ops]
         try:
-            results = self.table.submit_transaction(ops)
+            results = submit(self.table, ops)
         except TableTransactionError as error:
             if not is_conflict(error):
                 raise
@@ -291,7 +291,7 @@ class TableStore:
     def _try(self, ops: list[tuple[Any, ...]]) -> bool:
         """Submit a claim; False when another process claimed or changed a row first."""
         try:
-            self.table.submit_transaction(ops)
+            submit(self.table, ops)
         except TableTransactionError as error:
             if is_conflict(error):
                 return False

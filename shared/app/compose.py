@@ -16,13 +16,15 @@ from typing import Any
 from shared.core.alert import Notification
 from shared.core.clock import Clock
 from shared.detect.detector import Detector
+from shared.detect.guardrail import Guardrail
+from shared.detect.guardrail_store import GuardrailStore, MemoryGuardrailStore
 from shared.detect.rules import RulesFile, load_rules
 from shared.detect.silence import SilenceStore
 from shared.detect.state import DetectionStore, MemoryDetectionStore
 from shared.graph.client import GraphClient, open_graph
 from shared.ingest.files import Source
 from shared.ingest.memory_store import MemoryStore
-from shared.ingest.pipeline import Pipeline
+from shared.ingest.pipeline import Observer, Pipeline
 from shared.ingest.store import SignInStore
 from shared.notify.delivery import Delivery
 from shared.notify.outbox import MemoryOutbox, Outbox
@@ -32,6 +34,7 @@ from shared.storage.account import blob_service, table_service
 from shared.storage.archive_blob import archive_sources as _archive_sources
 from shared.storage.deadletter_blob import BlobDeadLetter
 from shared.storage.detection_table import TableDetectionStore
+from shared.storage.guardrail_table import TableGuardrail
 from shared.storage.outbox_table import TableOutbox
 from shared.storage.signin_table import TableStore
 from shared.storage.silence_table import TableSilences
@@ -52,13 +55,36 @@ def validate(settings: Settings) -> None:
 
 
 def detector(
-    settings: Settings, store: DetectionStore, handoff: Handoff | None = None, silences: SilenceStore | None = None
+    settings: Settings,
+    store: DetectionStore,
+    handoff: Handoff | None = None,
+    silences: SilenceStore | None = None,
+    guardrail: Guardrail | None = None,
 ) -> Detector:
     """Detection from the rules file (RULES_FILE, else the shipped rules.toml) over a detection store, honouring
-    the run-time silences of `silences` (the function's and the consumer's; replay has only the rules file's)."""
+    the run-time silences of `silences` (the function's and the consumer's; replay has only the rules file's);
+    its alerts name the policy change `guardrail` saw shortly before they began."""
     rules: RulesFile = load_rules(settings.rules_file)
     watch = SilenceWatch(silences) if silences is not None else None
-    return Detector(rules, store, configured(settings), settings.public_url, handoff, silences=watch)
+    explain = guardrail.explain if guardrail is not None else None
+    return Detector(rules, store, configured(settings), settings.public_url, handoff, silences=watch, explain=explain)
+
+
+def guardrail(settings: Settings, store: GuardrailStore, handoff: Handoff | None = None) -> Guardrail:
+    """The watch on token protection policy changes, set by the rules file's [guardrail]."""
+    rules: RulesFile = load_rules(settings.rules_file)
+    return Guardrail(rules.guardrail, store, configured(settings), settings.public_url, handoff)
+
+
+def observers(
+    settings: Settings,
+    stores: tuple[DetectionStore, GuardrailStore],
+    handoff: Handoff | None = None,
+    silences: SilenceStore | None = None,
+) -> list[Observer]:
+    """The guardrail, then detection: a batch's policy changes are known before its alerts are rendered."""
+    guard = guardrail(settings, stores[1], handoff)
+    return [guard, detector(settings, stores[0], handoff, silences, guard)]
 
 
 @dataclass(frozen=True)
@@ -110,10 +136,12 @@ def ingest_service(settings: Settings) -> IngestService:
     service = table_service(settings)
     sender = delivery(settings, TableOutbox(service, settings.state_table_prefix))
     silences = TableSilences(service, settings.state_table_prefix)
-    detection = detector(
-        settings, TableDetectionStore(service, settings.state_table_prefix), _handoff(sender), silences=silences
+    stores = (
+        TableDetectionStore(service, settings.state_table_prefix),
+        TableGuardrail(service, settings.state_table_prefix),
     )
-    pipeline = Pipeline(signin_table(settings), settings.settle_seconds, observers=[detection])
+    watchers = observers(settings, stores, _handoff(sender), silences)
+    pipeline = Pipeline(signin_table(settings), settings.settle_seconds, observers=watchers)
     dead_letter = BlobDeadLetter(blob_service(settings).get_container_client(settings.rejected_container))
     return IngestService(
         pipeline,
@@ -144,8 +172,8 @@ def replay_pipeline(
     settings: Settings, store: SignInStore, settle_seconds: float, sender: Delivery | None = None
 ) -> Pipeline:
     """Replay's pipeline: detection state stays in memory, so a replay never touches live alert states."""
-    detection = detector(settings, MemoryDetectionStore(), _handoff(sender))
-    return Pipeline(store, settle_seconds, observers=[detection])
+    watchers = observers(settings, (MemoryDetectionStore(), MemoryGuardrailStore()), _handoff(sender))
+    return Pipeline(store, settle_seconds, observers=watchers)
 
 
 def replay_delivery(settings: Settings) -> Delivery | None:

@@ -53,6 +53,10 @@ class Alert:
     receivers: list[str] = field(default_factory=list)  # destination names the rules file routes it to
     silenced: bool = False  # a silence or an inhibit rule matched: decided and logged, but not notified
     incident: str = ""  # the incident it belongs to (its notifications' and PagerDuty's key); "" when not notified
+    # The token protection policy change it most likely follows ("began 4 min after 'CA-TP01' was switched On by
+    # admin@contoso.com"), and what would undo the harm (the guardrail's pages): "" and [] when there is none.
+    change: str = ""
+    way_back: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -83,6 +83,43 @@ class PolicyChange:
         )
 
     @property
+    def widens(self) -> bool:
+        """An enforced token protection policy now covers more: users, groups, roles, apps, platforms or client
+        app types included, or taken out of an exclusion."""
+        if not (self.state_after == "on" and self.protection_after and self.state_before == "on"):
+            return False
+        return any(
+            (s.added and "included" in s.what)
+            or (s.removed and "excluded" in s.what)
+            or (s.added and s.what == "client app types")
+            for s in self.scope
+        )
+
+    @property
+    def opens_watch(self) -> bool:
+        """Enforced blocks may start now: watch what the policy does next."""
+        return self.enforces_now or self.widens
+
+    @property
+    def rolls_back(self) -> bool:
+        """Token protection was enforced and no longer is (switched to report-only or off, removed, deleted)."""
+        before = self.state_before == "on" and self.protection_before
+        return before and not (self.state_after == "on" and self.protection_after)
+
+    @property
+    def action(self) -> str:
+        """What was done, as a person says it: "switched On", "switched to report-only", "widened" ..."""
+        if self.operation == "delete":
+            return "deleted"
+        if self.state_before != self.state_after:
+            return f"switched {_STATE_WORDS.get(self.state_after, self.state_after)}"
+        if self.protection_before != self.protection_after:
+            return "given token protection" if self.protection_after else "stripped of token protection"
+        if self.widens:
+            return "widened"
+        return "changed"
+
+    @property
     def summary(self) -> str:
         """One line for a person: `'CA-TP01' report-only → on by admin@contoso.com; apps included +1`."""
         parts = [f"{_state(self.state_before)} → {_state(self.state_after)}"]
@@ -111,6 +148,31 @@ class PolicyChange:
             "renamed_from": self.renamed_from,
             "summary": self.summary,
         }
+
+    @classmethod
+    def from_line(cls, data: Mapping[str, Any]) -> PolicyChange:
+        """A change from its line (as stored); the inverse of `line`."""
+        scope = tuple(
+            ScopeChange(str(s["what"]), tuple(map(str, s.get("added") or ())), tuple(map(str, s.get("removed") or ())))
+            for s in data.get("scope") or ()
+        )
+        return cls(
+            id=str(data["id"]),
+            at=float(data["at"]),
+            policy_id=str(data.get("policy_id") or ""),
+            policy=str(data.get("policy") or ""),
+            operation=str(data.get("operation") or "update"),
+            actor=str(data.get("actor") or ""),
+            state_before=str(data.get("state_before") or ""),
+            state_after=str(data.get("state_after") or ""),
+            protection_before=bool(data.get("token_protection_before")),
+            protection_after=bool(data.get("token_protection_after")),
+            scope=scope,
+            renamed_from=str(data.get("renamed_from") or ""),
+        )
+
+
+_STATE_WORDS = {"on": "On", "off": "Off", "report_only": "to report-only", "unknown": "to an unknown state"}
 
 
 class Skip(Exception):

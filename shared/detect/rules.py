@@ -102,6 +102,33 @@ class Incidents(BaseModel):
     max_alerts: int = Field(30, ge=1, le=200)  # alerts an incident's notifications show in full
 
 
+class Guardrail(BaseModel):
+    """[guardrail]: the watch after a token protection policy is switched On or widened (docs/guardrail.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    watch: Duration = Field(3600.0, gt=0, le=86400)  # how long after a switch its blocks are compared
+    lookback: Duration = Field(86400.0, ge=3600, le=7 * 86400)  # the report-only results a prediction rests on
+    explain_within: Duration = Field(3600.0, ge=0, le=86400)  # alerts this soon after a change name it
+    min_blocked: int = Field(10, ge=1)  # blocked sign-ins a page needs, however small the prediction
+    factor: float = Field(3.0, gt=1)  # blocks at least this many times the predicted count
+    chance: float = Field(0.001, gt=0, lt=1)  # and this unlikely under the prediction (Poisson tail)
+    severity: Severity = "critical"
+    # Destinations of a page, and of the "as predicted" and resolved messages; unset: every configured
+    # destination, except PagerDuty for "as predicted" (nobody should be woken to hear that all is well).
+    page_receivers: tuple[str, ...] | None = None
+    info_receivers: tuple[str, ...] | None = None
+
+    @field_validator("page_receivers", "info_receivers")
+    @classmethod
+    def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in value or ():
+            if name not in DESTINATION_NAMES:
+                raise ValueError(f"unknown destination {name!r} (known: {', '.join(DESTINATION_NAMES)})")
+        return value
+
+
 class InhibitRule(BaseModel):
     """[[inhibit_rules]] as in Alertmanager: while a source alert fires, matching target alerts with the same
     values of `equal` are decided and logged but not notified."""
@@ -282,6 +309,7 @@ class RulesFile(BaseModel):
 
     defaults: Defaults = Field(default_factory=Defaults)
     incidents: Incidents = Field(default_factory=Incidents)
+    guardrail: Guardrail = Field(default_factory=Guardrail)
     rules: tuple[Rule, ...] = ()
     routes: tuple[Route, ...] = ()
     silences: tuple[Silence, ...] = ()

@@ -69,6 +69,7 @@ class Batch:
     final: bool = False  # the end of the input (replay's drain): nothing more will come
     previous_clock: float | None = None  # the event clock before this batch (what was already judged)
     key: str | None = None  # the same for a redelivery of the same events (see batch_key)
+    changes: list[PolicyChange] = field(default_factory=list)  # token protection policy changes read (AuditLogs)
 
 
 @dataclass(slots=True)
@@ -192,6 +193,7 @@ class Pipeline:
             final=final,
             previous_clock=previous,
             key=key,
+            changes=tally.changes,
         )
         for observer in self.observers:
             lines.extend(observer.observe(batch))

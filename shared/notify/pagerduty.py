@@ -84,6 +84,8 @@ def details(alert: Alert) -> dict[str, Any]:
         "codes": [{k: str(v)[:500] for k, v in c.items()} for c in alert.codes[:MAX_LIST]],
         "examples": alert.examples[:MAX_LIST],
         "kql": alert.kql[:4000],
+        "change": alert.change[:1000],
+        "way_back": [step[:500] for step in alert.way_back[:MAX_LIST]],
     }
 
 

@@ -145,6 +145,7 @@ def _container(items: list[dict[str, Any]], separator: bool) -> dict[str, Any]:
 
 def _firing(alert: Alert, limits: Limits) -> list[dict[str, Any]]:
     items = [_header(alert, limits), *_text(plain(alert.summary, limits.text))]
+    items.extend(_change(alert, limits))
     items.append(_facts(_firing_facts(alert, limits)))
     items.extend(_tops(alert, limits))
     items.extend(_codes(alert, limits))
@@ -200,6 +201,21 @@ def _firing_facts(alert: Alert, limits: Limits) -> list[tuple[str, str]]:
     facts.append(("Firing since", when(alert.starts_at or alert.at)))
     facts.append(("Fingerprint", plain(alert.fingerprint, 40)))
     return facts
+
+
+def _change(alert: Alert, limits: Limits) -> Iterator[dict[str, Any]]:
+    """The policy change the alert follows, and the way back: what on-call acts on first, so it comes first."""
+    if alert.change:
+        yield {
+            "type": "TextBlock",
+            "text": f"Policy change: {plain(alert.change, limits.text)}",
+            "weight": "Bolder",
+            "color": "Attention",
+            "wrap": True,
+        }
+    if alert.way_back:
+        yield _subheading("The way back")
+        yield from _text("\n\n".join(f"- {plain(step, limits.text)}" for step in alert.way_back[:3]))
 
 
 def _group_facts(alert: Alert, limits: Limits) -> list[tuple[str, str]]:

@@ -92,6 +92,8 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "examples": list(alert.examples),
         "kql": alert.kql,
         "links": [{"title": t, "url": u} for t, u in alert.links.items()],
+        "change": alert.change or None,
+        "wayBack": list(alert.way_back),
     }
 
 

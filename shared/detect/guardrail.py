@@ -37,6 +37,7 @@ from .watch import (
     Limits,
     Watch,
     cause_text,
+    crossed_at,
     excess,
     judge,
     rolled_back,
@@ -144,12 +145,15 @@ class Guardrail:
                 changed = any([trial.apply(u) for u in updates]) or changed
             judgement = self._judgement(trial, batch.changes, clock)
             paged = trial.status == PAGED
+            at = clock
+            if judgement is not None and judgement.status == PAGED:
+                at = max(watch.change.at, crossed_at(watch, updates, self.limits) or clock)
             if judgement is not None:
-                trial.apply(("status", judgement.status, clock, judgement.cause))
+                trial.apply(("status", judgement.status, at, judgement.cause))
             elif not changed:
                 return
-            alerts = self._alerts(trial, judgement, clock, paged) if judgement else []
-            notes = self._notifications(trial, judgement, alerts, clock) if judgement else []
+            alerts = self._alerts(trial, judgement, at, paged) if judgement else []
+            notes = self._notifications(trial, judgement, alerts, at) if judgement else []
             if notes and self.handoff is not None:
                 self.handoff(notes)  # the outbox first: ids are stable, so a lost race adds nothing twice
             if self.store.save_watch(trial):

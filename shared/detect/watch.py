@@ -178,6 +178,17 @@ def beyond(watch: Watch, limits: Limits) -> bool:
     return any(_beyond(observed, watch.prediction.expected(watch.evaluated, c), limits) for observed, c in candidates)
 
 
+def crossed_at(watch: Watch, updates: list[tuple[Any, ...]], limits: Limits) -> float | None:
+    """The event time within a batch at which a watch's blocks went beyond the prediction: a batch may span many
+    minutes (replay reads ten bodies at a time), and a page is dated when its evidence was complete, as the
+    rules are evaluated minute by minute."""
+    scratch = Watch.from_data(watch.to_data())
+    for update in sorted(updates, key=lambda u: u[1].at):
+        if scratch.apply(update) and update[1].outcome == BLOCKED and beyond(scratch, limits):
+            return float(update[1].at)
+    return None
+
+
 def _beyond(observed: int, expected: float | None, limits: Limits) -> bool:
     if observed < limits.min_blocked:
         return False
@@ -193,16 +204,23 @@ def excess(watch: Watch, cause: str) -> float:
 
 
 def likely_cause(watch: Watch) -> str:
-    """The cause with the most blocks beyond the prediction: an app first, then a platform, then a code (an app
-    is what an exclusion can name)."""
-    ranked = [
-        (excess(watch, cause), -order, cause)
-        for order, (prefix, _) in enumerate(DIMENSIONS)
-        for cause in watch.causes
-        if cause.startswith(prefix + ":")
-    ]
-    best = max(ranked, default=None)
-    return best[2] if best and best[0] > 0 else ""
+    """The cause with the most blocks beyond the prediction. An app is preferred while it holds at least half of
+    the largest excess: an app is what an exclusion can name, and a platform or code is often just its shadow."""
+    ranked = sorted(
+        (
+            (excess(watch, cause), -order, cause)
+            for order, (prefix, _) in enumerate(DIMENSIONS)
+            for cause in watch.causes
+            if cause.startswith(prefix + ":")
+        ),
+        reverse=True,
+    )
+    if not ranked or ranked[0][0] <= 0:
+        return ""
+    apps = [item for item in ranked if item[2].startswith("app:")]
+    if apps and apps[0][0] >= ranked[0][0] / 2:
+        return apps[0][2]
+    return ranked[0][2]
 
 
 def _recovered(watch: Watch, clock: float, limits: Limits) -> bool:

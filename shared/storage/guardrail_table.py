@@ -41,7 +41,7 @@ class TableGuardrail:
 
     def load(self, since: float) -> GuardrailState:
         rows = self.table.query_entities(
-            "PartitionKey eq @p and (Kind ne 'change' or At ge @since)", parameters={"p": PARTITION, "since": since}
+            "PartitionKey eq @p and ( Kind ne 'change' or At ge @since )", parameters={"p": PARTITION, "since": since}
         )
         state = GuardrailState()
         for row in readable_rows(GUARDRAIL, rows, self.table.table_name, LEFT):

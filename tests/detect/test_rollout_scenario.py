@@ -78,7 +78,7 @@ def test_both_switches_are_read_from_the_audit_records(run: tuple[list[dict], di
 
 
 def test_the_breaking_switch_pages_within_five_minutes_naming_change_author_cause_and_way_back(run) -> None:
-    lines, received = run
+    lines, _ = run
     pages = [a for a in guardrail_alerts(lines) if a["status"] == "firing" and a["severity"] == "critical"]
     assert len(pages) == 1
     page = pages[0]
@@ -97,7 +97,8 @@ def test_the_page_reaches_pagerduty_the_webhook_and_teams_with_the_change(run) -
     assert [e["event_action"] for e in triggers] == ["trigger"]
     assert triggers[0]["dedup_key"] == page["incident"]
     assert triggers[0]["payload"]["custom_details"]["way_back"] == page["way_back"]
-    hooked = [a for body in received["/hook"] for a in body["data"]["alerts"] if a["fingerprint"] == page["fingerprint"]]
+    alerts = [a for body in received["/hook"] for a in body["data"]["alerts"]]
+    hooked = [a for a in alerts if a["fingerprint"] == page["fingerprint"]]
     assert hooked and hooked[0]["change"] == page["change"] and hooked[0]["wayBack"] == page["way_back"]
     cards = [c for c in received["/teams"] if SWITCH_TEXT in json.dumps(c)]
     assert any("The way back" in json.dumps(card) for card in cards)

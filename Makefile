@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-deps
 NODE_STAMP := node_modules/.stamp-deps
 
-.PHONY: demo test test-pure lint format bench eval-detect samples clean infra-check card report-png package bench-storage
+.PHONY: demo test test-pure lint format bench eval-detect samples clean infra-check card report-png package bench-storage bench-scale
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ samples: $(STAMP)
 # Speed and cost against the limit (decoding the JSON at all), measured side by side in one run.
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m bench.bench
+
+# Scaling out: 1, 2 and 4 function instances (processes) on one Azurite, the hub's partitions split between them,
+# batches redelivered; throughput, ETag conflicts and storage requests per 1,000 records, and the verdicts against a
+# clean replay (docs/scale-figures.md; a few minutes on 2 cores).
+bench-scale: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.scale
 
 # What retention keeps per sign-in, sized as Table Storage bills it (docs/deploy.md "What it costs").
 bench-storage: $(STAMP) $(NODE_STAMP)

@@ -22,6 +22,7 @@ from .output import TABLE_HEADER, dumps, row, summary_text
 from .paths import check_output
 from .progress import Progress
 
+Step = tuple[Outcome, list[dict[str, Any]]]  # an outcome and its lines, built once (Replay.steps)
 SHOWN_REJECTIONS = 100  # named one by one on standard error; the rest are counted (and kept by --rejected)
 
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
     with contextlib.ExitStack() as stack:
         rejected = stack.enter_context(open(args.rejected, "w", encoding="utf-8")) if args.rejected else None
         interrupt = stack.enter_context(Interrupt())
-        outcomes = _counted(replay.run(interrupt.guard(messages)), replay, progress)
+        outcomes = _counted(replay.steps(interrupt.guard(messages)), replay, progress)
         _print_outcomes(outcomes, args.format, out, rejected, sender)
     progress.finish(replay.tally.records)
     summary = replay.summary()
@@ -88,20 +89,20 @@ def run(args: argparse.Namespace, settings: Settings, out: IO[str]) -> int:
     return code if code or delivered else 1
 
 
-def _counted(outcomes: Iterable[Outcome], replay: Replay, progress: Progress) -> Iterable[Outcome]:
-    for outcome in outcomes:
-        yield outcome
+def _counted(outcomes: Iterable[Step], replay: Replay, progress: Progress) -> Iterable[Step]:
+    for step in outcomes:
+        yield step
         progress.update(replay.tally.records)
 
 
 def _print_outcomes(
-    outcomes: Iterable[Outcome], fmt: str, out: IO[str], rejected: IO[str] | None, sender: Delivery | None
+    outcomes: Iterable[Step], fmt: str, out: IO[str], rejected: IO[str] | None, sender: Delivery | None
 ) -> None:
     table = fmt == "table"
     if table:
         print(TABLE_HEADER, file=out)
     shown = 0
-    for outcome in outcomes:
+    for outcome, lines in outcomes:
         for rejection in outcome.dead_letters:
             shown += 1
             if shown <= SHOWN_REJECTIONS:
@@ -112,7 +113,7 @@ def _print_outcomes(
                 )
             if rejected:
                 rejected.write(dumps(rejection_line(rejection)) + "\n")
-        for line in outcome.lines:
+        for line in lines:
             print(row(line) if table else dumps(line), file=out)
         if outcome.finals or outcome.observed:
             out.flush()  # verdicts reach a pipe as sign-ins settle, not when a buffer fills

@@ -22,7 +22,7 @@ from shared.ingest.pipeline import Batch
 from shared.ingest.store import Update
 
 from .content import render, title
-from .evaluation import before, evaluate, moment_for, with_detail
+from .evaluation import Groups, MemoryView, before, evaluate, moment_for, with_detail
 from .grouping import NONE_VALUE, Dimensions, Grouper, alert_dimensions, describe_signin, group_key
 from .incident import IncidentState, Member, Plan, find, incident_id, leaning_of, notification, plan, scope_of
 from .kinds import Finding, Moment, kind_of
@@ -190,15 +190,9 @@ class Detector:
             work.memory_updates.setdefault(where, []).append(operation)
             work.views.pop(rule, None)
 
-    def _view(self, work: Pass, rule: str) -> dict[str, list[float]]:
-        """One rule's memory across its shards (rebuilt only after it changed)."""
-        view = work.views.get(rule)
-        if view is None:
-            view = work.views[rule] = {}
-            for (name, _), shard in work.state.memory.items():
-                if name == rule:
-                    view.update(shard.entries)
-        return view
+    def _view(self, work: Pass, rule: str) -> MemoryView:
+        """One rule's memory across its shards, read in place (never copied: a rule may remember thousands)."""
+        return MemoryView(work.state.memory, rule)
 
     def _migrate(self, work: Pass) -> None:
         """Episodes an older version kept in the rule's own row move to the shards (once)."""
@@ -305,7 +299,8 @@ class Detector:
         state = work.state.rules.setdefault(rule.name, RuleState(rule.name))
         moment = moment_for(rule, work.clock, state, self._view(work, rule.name))
         firing = len(live)
-        for finding in evaluate(rule, buckets, moment, keys, frozen):
+        groups = self._groups(rule, buckets, work)
+        for finding in evaluate(rule, buckets, moment, keys, frozen, groups=groups, every=False):
             if self._kept_by_newer(finding):
                 continue
             if finding.holds and finding.key not in frozen and firing >= MAX_FIRING:
@@ -313,6 +308,16 @@ class Detector:
                 continue
             if self._decide(finding, work, lambda f=finding: with_detail(f, buckets, moment)) and finding.holds:
                 firing += 1
+
+    def _groups(self, rule: Rule, buckets: Buckets, work: Pass) -> Groups:
+        """The rule's window counts through this batch, moved forward minute by minute rather than summed again
+        (kept until the next batch: its buckets are new)."""
+        held: dict[str, tuple[Pass, Groups]] = self.__dict__.setdefault("_windows", {})
+        found = held.get(rule.name)
+        if found is None or found[0] is not work or found[1].buckets is not buckets:
+            known = found[1].known if found is not None else None
+            found = held[rule.name] = (work, Groups(rule, buckets, known))
+        return found[1]
 
     def _kept_by_newer(self, finding: Finding) -> bool:
         """A newer release (mid-deployment) keeps this alert's row: deciding it here could decide it twice."""

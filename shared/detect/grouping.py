@@ -7,6 +7,7 @@ or codes counts once in each combination of its values.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -137,13 +138,23 @@ def any_code_key(rule: Rule, key: str) -> str | None:
     """For a group of one status code, the group of the same values with every code (its judged sign-ins)."""
     if "status_code" not in rule.group_by:
         return None
+    return _any_code_key(rule.group_by.index("status_code"), key)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _any_code_key(index: int, key: str) -> str:
     values = json.loads(key)
-    values[rule.group_by.index("status_code")] = ANY_CODE
+    values[index] = ANY_CODE
     return group_key(values)
 
 
 def is_any_code(rule: Rule, key: str) -> bool:
-    return "status_code" in rule.group_by and json.loads(key)[rule.group_by.index("status_code")] == ANY_CODE
+    return "status_code" in rule.group_by and _value_at(rule.group_by.index("status_code"), key) == ANY_CODE
+
+
+@functools.lru_cache(maxsize=65_536)
+def _value_at(index: int, key: str) -> str:
+    return json.loads(key)[index]
 
 
 def group_key(values: Iterable[str]) -> str:
@@ -156,15 +167,26 @@ def group_of(rule: Rule, key: str) -> dict[str, str]:
 
 def alert_dimensions(rule: Rule) -> tuple[str, ...]:
     """What one alert of a rule is about: its group_by without the dimensions it judges together (`combine`)."""
-    return tuple(d for d in rule.group_by if d not in rule.combine)
+    return _alert_dimensions(rule.group_by, rule.combine)
+
+
+@functools.lru_cache(maxsize=1024)
+def _alert_dimensions(group_by: tuple[str, ...], combine: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(d for d in group_by if d not in combine)
 
 
 def alert_key(rule: Rule, key: str) -> str:
-    """The alert a counted group belongs to (itself, unless the rule combines some of its dimensions)."""
+    """The alert a counted group belongs to (itself, unless the rule combines some of its dimensions).
+    Remembered: evaluation asks for every counted group in a window, every minute."""
     if not rule.combine:
         return key
-    values = dict(zip(rule.group_by, json.loads(key), strict=True))
-    return group_key(values[d] for d in alert_dimensions(rule))
+    return _alert_key(rule.group_by, rule.combine, key)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _alert_key(group_by: tuple[str, ...], combine: tuple[str, ...], key: str) -> str:
+    values = dict(zip(group_by, json.loads(key), strict=True))
+    return group_key(values[d] for d in _alert_dimensions(group_by, combine))
 
 
 def alert_group(rule: Rule, key: str) -> dict[str, str]:

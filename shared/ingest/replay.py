@@ -39,21 +39,29 @@ class Replay:
     _recent: dict[str, tuple[str, float]] = field(default_factory=dict)  # correlation id -> (verdict, clock)
 
     def run(self, messages: Iterable[Message]) -> Iterator[Outcome]:
-        for batch in batches(messages, self.batch_size):
-            yield self._account(self.pipeline.ingest(batch))
-        yield self._account(self.pipeline.drain())
+        for outcome, _ in self.steps(messages):
+            yield outcome
 
-    def _account(self, outcome: Outcome) -> Outcome:
+    def steps(self, messages: Iterable[Message]) -> Iterator[tuple[Outcome, list[dict[str, Any]]]]:
+        """Each step's outcome with its lines (`Outcome.lines` builds them anew on each read: here, once)."""
+        for batch in batches(messages, self.batch_size):
+            outcome = self.pipeline.ingest(batch)
+            yield outcome, self._account(outcome)
+        outcome = self.pipeline.drain()
+        yield outcome, self._account(outcome)
+
+    def _account(self, outcome: Outcome) -> list[dict[str, Any]]:
         self.tally.add(outcome.tally)
         self.rejected_by_reason.update(rejection.reason for rejection in outcome.rejections)
         stamp = outcome.clock if outcome.clock is not None else 0.0
-        for line in outcome.lines:
+        lines = outcome.lines
+        for line in lines:
             if line.get("type") == "verdict":
                 self._count(line["correlation_id"], line["verdict"], stamp)
             elif line.get("type") == "alert":
                 self.alerts[line.get("status", "")] += 1
         self._forget(stamp - REVISION_HORIZON)
-        return outcome
+        return lines
 
     def _count(self, correlation_id: str, verdict: str, stamp: float) -> None:
         previous = self._recent.pop(correlation_id, None)

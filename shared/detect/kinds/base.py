@@ -84,6 +84,12 @@ class Kind:
         """The memory update that drops groups the rule no longer needs to remember, or None."""
         return None
 
+    def floor(self, rule: Rule) -> float:
+        """The least a group must measure in the window (`Counts.measure(rule.count)`) for its condition to hold
+        while no alert of it fires. Evaluation judges only the groups that reach it, and those that fire, so a
+        minute's cost follows them rather than every group seen; 0 (the default) judges every group counted."""
+        return 0.0
+
     def lessons(
         self, rule: Rule, window: int, totals: Mapping[str, Counts], moment: Moment
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

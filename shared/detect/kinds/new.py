@@ -27,6 +27,10 @@ class New(Kind):
         """A group whose last unbound sign-in is older than the lookback is new again: remembering it is moot."""
         return ("forget", self.recency, clock - (rule.lookback or 0.0) - rule.window)
 
+    def floor(self, rule: Rule) -> float:
+        """It fires only with at least `min_current` in the window."""
+        return float(rule.min_current)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         clock, state = moment.clock, moment.state
         episode = moment.memory.get(finding.key)

@@ -21,6 +21,10 @@ class Ratio(Kind):
         if rule.count != "signins":
             raise ValueError("field count: a ratio rule measures the share of sign-ins")
 
+    def floor(self, rule: Rule) -> float:
+        """It fires only with at least `min_current` unbound sign-ins in the window (whatever the share)."""
+        return float(rule.min_current)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         counts = finding.counts
         share = min(1.0, counts.unbound / counts.judged) if counts.judged else 0.0

@@ -25,6 +25,10 @@ class Spike(Kind):
     def lookback(self, rule: Rule) -> float:
         return rule.baseline or 0.0
 
+    def floor(self, rule: Rule) -> float:
+        """It fires only with at least `min_current` unbound sign-ins in the window."""
+        return float(rule.min_current)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         """`moment.frozen` holds the expected count a firing alert started with: a spike that lasts keeps firing
         when its own counts have raised the baseline."""

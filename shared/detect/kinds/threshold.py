@@ -14,6 +14,9 @@ class Threshold(Kind):
     name = "threshold"
     required = ("threshold",)
 
+    def floor(self, rule: Rule) -> float:
+        return float(rule.threshold or 1)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         measured = finding.current
         finding.holds = measured >= (rule.threshold or 1)

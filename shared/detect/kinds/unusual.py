@@ -106,6 +106,10 @@ class Unusual(Kind):
         windows = half_life_windows(rule) * FORGET_HALF_LIVES
         return ("forget", self.recency, window_index(rule, clock) - windows)
 
+    def floor(self, rule: Rule) -> float:
+        """It fires only with at least `min_current` in the window (an alert that fires is judged anyway)."""
+        return float(rule.min_current)
+
     def judge(self, rule: Rule, finding: Finding, moment: Moment) -> None:
         if finding.current < rule.min_current and finding.key not in moment.frozen:
             finding.why = f"{finding.current:g} in {span_text(rule.window)}, fewer than {rule.min_current}"

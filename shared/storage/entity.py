@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -253,9 +254,25 @@ def _if_match(options: dict[str, Any]) -> str:
     raise ValueError(f"unsupported match condition in a transaction: {condition}")
 
 
+_INT32 = range(-(2**31), 2**31)
+
+
 def entity_json(entity: Any) -> bytes:
-    """The entity as the SDK types it (Edm annotations), encoded once; lone surrogates escaped as the SDK does."""
-    properties = _add_entity_properties(entity)
+    """The entity as the SDK types it, encoded once; lone surrogates escaped as the SDK does.
+
+    Strings, booleans, 32-bit integers and finite floats (annotated Edm.Double) are typed here, as the service
+    reads them (a string needs no annotation); any other value is typed by the SDK's own function."""
+    properties: dict[str, Any] = {}
+    for name, value in entity.items():
+        kind = type(value)
+        if kind is str or kind is bool or (kind is int and value in _INT32):
+            properties[name] = value
+        elif kind is float and math.isfinite(value):
+            properties[name] = value
+            properties[f"{name}@odata.type"] = "Edm.Double"
+        elif value is not None:
+            properties = _add_entity_properties(entity)
+            break
     try:
         return orjson.dumps(properties)
     except TypeError:

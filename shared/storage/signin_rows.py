@@ -162,11 +162,20 @@ def stored_of(entity: dict[str, Any]) -> Stored:
     )
 
 
-def signin_entity(bucket: str, signin: SignIn, due_key: str, final_key: str, details: list[dict[str, Any]]) -> dict:
+def signin_entity(
+    bucket: str,
+    signin: SignIn,
+    due_key: str,
+    final_key: str,
+    details: list[dict[str, Any]],
+    *,
+    state: dict[str, Any] | None = None,
+) -> dict:
+    """The `s|` row; `state`: the sign-in's `state_properties` when the caller has them already."""
     entity = {
         "PartitionKey": bucket,
         "RowKey": signin_row(signin.correlation_id),
-        **state_properties(signin),
+        **(state if state is not None else state_properties(signin)),
         "correlation_id": signin.correlation_id[:1000],
         "verdict": signin.verdict,
         "user": signin.user,
@@ -215,8 +224,12 @@ def plan(
     details = add_details(stored.details if stored else [], requests)
     batches = remembered(stored.batches if stored else {}, batch, transitions(update))
     try:
-        entity = {**signin_entity(bucket, signin, due, "", details), "batches": orjson.dumps(batches).decode()}
-        due_entity = SIGNINS.mark({"PartitionKey": bucket, "RowKey": due, **state_properties(signin)})
+        state = state_properties(signin)  # encoded once for both rows
+        entity = {
+            **signin_entity(bucket, signin, due, "", details, state=state),
+            "batches": orjson.dumps(batches).decode(),
+        }
+        due_entity = SIGNINS.mark({"PartitionKey": bucket, "RowKey": due, **state})
     except TooLarge:
         # Cannot happen within the caps (MAX_REQUESTS, capped text); if it ever does, keep what is stored and set
         # this batch's requests aside (counted, dead-lettered) rather than failing every batch that touches it.

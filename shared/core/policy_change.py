@@ -175,6 +175,12 @@ class PolicyChange:
 _STATE_WORDS = {"on": "On", "off": "Off", "report_only": "to report-only", "unknown": "to an unknown state"}
 
 
+def policy_key(name: str) -> str:
+    """How a policy is matched between the sign-in logs (which name it) and the audit log: its display name, case
+    and spacing folded."""
+    return " ".join(name.split()).casefold()
+
+
 class Skip(Exception):
     """An audit record that is not a token protection policy change; its message is the counted reason."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.core.alert import Alert, Notification, fingerprint
-from shared.core.policy_change import PolicyChange
+from shared.core.policy_change import PolicyChange, policy_key
 from shared.core.status_code import describe as describe_code
 from shared.core.timestamp import iso
 from shared.ingest.pipeline import Batch
@@ -25,7 +25,7 @@ from .content import links
 from .explanation import describe, explain
 from .guardrail_store import GuardrailState, GuardrailStore
 from .kinds.base import span_text
-from .prediction import HOUR, KEEP_HOURS, PolicyHours, Seen, operations, policy_key, predict, seen_in
+from .prediction import HOUR, KEEP_HOURS, PolicyHours, Seen, operations, predict, seen_in
 from .rules import Guardrail as Settings
 from .state import StateConflict
 from .watch import (

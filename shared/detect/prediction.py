@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.core.binding import NOT_APPLIED_RESULTS, Binding
 from shared.core.coverage import platform
+from shared.core.policy_change import policy_key
 from shared.core.request import Request
 from shared.ingest.store import Update, group_by_signin
 
@@ -29,11 +30,6 @@ MAX_CAUSES = 30  # causes kept per hour (the most frequent); the rest count as "
 MAX_BATCHES = 64  # batch keys a row remembers (a redelivery comes within minutes, not after 64 batches)
 EVALUATED, WOULD_BLOCK, BLOCKED = 0, 1, 2
 OUTCOMES = ("evaluated", "would_block", "blocked")
-
-
-def policy_key(name: str) -> str:
-    """How a policy is matched between the sign-in logs and the audit log: its name, case and spacing folded."""
-    return " ".join(name.split()).casefold()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""Policy hints: token protection policies set up in ways Microsoft warns against, proven by the requests."""
+"""Policy hints: token protection policies set up in ways Microsoft warns against, proven by the requests.
+
+Once per policy and trap: the policy evaluated for browser clients; evaluated for resources Token Protection
+does not support (the sign of the 'Office 365' app group); and unsupported platforms left unchecked.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from shared.core.coverage import is_arm, is_browser, is_supported_resource
+from shared.core.coverage import SUPPORTED_PLATFORMS, is_arm, is_browser, is_supported_resource, platform
 from shared.core.request import Request
 from shared.core.timestamp import iso
 
@@ -14,33 +18,60 @@ from .impact import outcome
 
 
 def policy_hints(requests: Iterable[Request], examples: int = 5) -> list[dict[str, Any]]:
-    """Misconfigured token protection policies, proven by the requests they were evaluated for."""
-    found: dict[str, list[Request]] = defaultdict(list)
+    """Misconfigured token protection policies, flagged once per policy and trap, each with the requests that
+    prove it."""
+    reqs = list(requests)
+    found: dict[tuple[str, str], list[Request]] = defaultdict(list)
+    for request in reqs:
+        for name in _policies(request):
+            if is_browser(request) and not is_arm(request.resource):
+                found["browser", name].append(request)
+            if not is_supported_resource(request.resource):
+                found["unsupported_resource", name].append(request)
+    for name, proof in platform_gaps(reqs).items():
+        found["unsupported_platform", name] = proof
+    return [_hint(kind, name, proof, examples) for (kind, name), proof in sorted(found.items())]
+
+
+def platform_gaps(requests: list[Request]) -> dict[str, list[Request]]:
+    """Sign-ins to the protected resources from platforms Token Protection does not support, that no token
+    protection policy judged, by people a policy does judge on their other devices: nothing stops a token
+    stolen there (or a device that claims such a platform), unless a policy blocks unknown platforms.
+    Attributed to each policy that judges the same people."""
+    judged: dict[str, set[str]] = defaultdict(set)  # user -> policies that judge them
     for request in requests:
-        if not request.policies:
+        for name in _policies(request):
+            judged[request.user].add(name)
+    gaps: dict[str, list[Request]] = defaultdict(list)
+    for request in requests:
+        if request.policies or not request.resource or not is_supported_resource(request.resource):
             continue
-        if is_browser(request) and not is_arm(request.resource):
-            found["browser"].append(request)
-        if not is_supported_resource(request.resource):
-            found["unsupported_resource"].append(request)
-    hints = []
-    for kind, proof in sorted(found.items()):
-        proof.sort(key=lambda r: (outcome(r) == "allowed", r.at, r.id))
-        hints.append(
-            {
-                "kind": kind,
-                "title": _HINT_TITLES[kind],
-                "advice": _HINT_ADVICE[kind],
-                "unit": "request",
-                "requests": len(proof),
-                "would_be_blocked": sum(1 for r in proof if outcome(r) == "would_block"),
-                "blocked": sum(1 for r in proof if outcome(r) == "blocked"),
-                "policies": sorted({name for r in proof for name, _, _ in r.policies}),
-                "targets": [[n, c] for n, c in Counter(_hint_target(kind, r) for r in proof).most_common(10)],
-                "examples": [_example(r) for r in _one_per_signin(proof)[:examples]],
-            }
-        )
-    return hints
+        if platform(request.os) in SUPPORTED_PLATFORMS or request.user not in judged:
+            continue
+        for name in judged[request.user]:
+            gaps[name].append(request)
+    return gaps
+
+
+def _policies(request: Request) -> list[str]:
+    return sorted({name for name, _, _ in request.policies if name})
+
+
+def _hint(kind: str, policy: str, proof: list[Request], examples: int) -> dict[str, Any]:
+    proof.sort(key=lambda r: (outcome(r) == "allowed", r.at, r.id))
+    return {
+        "kind": kind,
+        "policy": policy,
+        "title": _HINT_TITLES[kind],
+        "advice": _HINT_ADVICE[kind],
+        "unit": "request",
+        "requests": len(proof),
+        "would_be_blocked": sum(1 for r in proof if outcome(r) == "would_block"),
+        "blocked": sum(1 for r in proof if outcome(r) == "blocked"),
+        "policies": [policy],
+        "targets": [[n, c] for n, c in Counter(_hint_target(kind, r) for r in proof).most_common(10)],
+        "examples": [_example(r) for r in _one_per_signin(proof)[:examples]],
+    }
 
 
 def _one_per_signin(requests: list[Request]) -> list[Request]:
@@ -57,12 +88,15 @@ def _one_per_signin(requests: list[Request]) -> list[Request]:
 def _hint_target(kind: str, request: Request) -> str:
     if kind == "browser":
         return request.app or "(no app)"
+    if kind == "unsupported_platform":
+        return platform(request.os)
     return request.resource
 
 
 _HINT_TITLES = {
     "browser": "A token protection policy is evaluated for browser clients",
     "unsupported_resource": "A token protection policy is evaluated for resources Token Protection does not support",
+    "unsupported_platform": "Sign-ins from unsupported platforms reach the protected resources unchecked",
 }
 _HINT_ADVICE = {
     "browser": "The policy's Client apps condition includes Browser. Token Protection supports native apps only "
@@ -71,6 +105,11 @@ _HINT_ADVICE = {
     "unsupported_resource": "The policy targets a resource outside Exchange Online, SharePoint Online, Teams "
     "Services (and AVD, Windows 365, Windows Cloud Login, Azure Resource Manager). That is a sign it targets the "
     "'Office 365' app group, which Microsoft says not to do. Target the supported resources by name.",
+    "unsupported_platform": "People this policy protects also reach Exchange Online, SharePoint Online or Teams "
+    "from platforms Token Protection does not support (Android, Linux, unknown), and no token protection policy "
+    "judged those sign-ins: a token stolen there, or a device that claims such a platform, is not stopped. "
+    "Microsoft recommends a policy that blocks unknown platforms, and one that requires a compliant device on "
+    "the known ones.",
 }
 
 

@@ -12,19 +12,21 @@ computed in their own modules: `impact` (Microsoft's figures, breakdowns, codes)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core.binding import Binding
 from shared.core.coverage import expected_reason
 from shared.core.detail import decode
+from shared.core.policy_change import PolicyChange
 from shared.core.request import Request, merge_copies
 from shared.core.signin import UNBOUND, UNEVALUATED
 from shared.core.timestamp import parse_time
 from shared.ingest.pipeline import Batch
 
 from .causes import blocking_causes
+from .changes import change_figures, marks
 from .evidence import period_evidence
 from .expected import expected_traffic
 from .hints import policy_hints
@@ -46,8 +48,11 @@ class Readiness:
 
     requests: dict[str, Request] = field(default_factory=dict)
     signins: dict[str, SignInView] = field(default_factory=dict)
+    changes: dict[str, PolicyChange] = field(default_factory=dict)  # token protection policy changes, by audit id
 
     def observe(self, batch: Batch) -> list[dict[str, Any]]:
+        for change in batch.changes:
+            self.changes.setdefault(change.id, change)
         for request in batch.requests:
             known = self.requests.get(request.id)
             self.requests[request.id] = request if known is None else merge_copies(known, request)
@@ -56,7 +61,8 @@ class Readiness:
         return []
 
     def figures(self, top: int = 15, limit: int = 200) -> dict[str, Any]:
-        return figures(self.requests.values(), self.signins.values(), top=top, limit=limit)
+        changes = list(self.changes.values())
+        return figures(self.requests.values(), self.signins.values(), top=top, limit=limit, changes=changes)
 
 
 # --- the stored sign-in details (shared.views.lookup's shape) as requests and sign-ins ---
@@ -94,7 +100,11 @@ def from_details(details: Iterable[Mapping[str, Any]]) -> tuple[list[Request], l
 
 
 def figures(
-    requests: Iterable[Request], signins: Iterable[SignInView], top: int = 15, limit: int = 200
+    requests: Iterable[Request],
+    signins: Iterable[SignInView],
+    top: int = 15,
+    limit: int = 200,
+    changes: Sequence[PolicyChange] = (),
 ) -> dict[str, Any]:
     """All figures of the report as plain JSON-able data; each section says its unit."""
     reqs = list(requests)
@@ -114,7 +124,8 @@ def figures(
         "units": UNITS,
         "signins": signin_totals(views, expected_ids),
         "requests": impact,
-        "timeline": timeline(views, expected_ids),
+        "timeline": {**timeline(views, expected_ids), "marks": marks(changes)},
+        "policy_changes": change_figures(reqs, changes),
         "breakdowns": {key: breakdown(reqs, KEYS[key])[:top] for key in BREAKDOWNS},
         "codes": code_table(reqs),
         "causes": blocking_causes(reqs, impact),

@@ -81,7 +81,19 @@ def _when(stamp: str | None) -> str:
 
 def render(figures: dict[str, Any], title: str = "Token Protection readiness", users_csv: str | None = None) -> str:
     """The whole page; `users_csv` names the CSV of every user who would break, written beside the page."""
-    sections = (_header, input_section, _evidence, _answer, _cards, _timeline, _hints, _breakdowns, _codes, _causes)
+    sections = (
+        _header,
+        input_section,
+        _evidence,
+        _answer,
+        _cards,
+        _timeline,
+        _changes,
+        _hints,
+        _breakdowns,
+        _codes,
+        _causes,
+    )
     body = "".join(section(figures) for section in sections) + _users(figures, users_csv)
     body += "".join(section(figures) for section in (_expected, _footer))
     return (
@@ -271,10 +283,35 @@ def timeline_svg(timeline: dict[str, Any], width: int = 1140, height: int = 250)
         if index % every == 0:
             label = _axis_label(bucket["start"], timeline["bucket_seconds"])
             parts.append(f"<text x='{x + slot / 2:.1f}' y='{height - 8}' text-anchor='middle'>{_e(label)}</text>")
+    parts.extend(_marks(timeline, left, slot, (top, plot_h)))
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='100%' role='img' "
         f"aria-label='Sign-ins over time by verdict' font-size='11' fill='#57606a'>{''.join(parts)}</svg>"
     )
+
+
+def _marks(timeline: dict[str, Any], left: float, slot: float, plot: tuple[float, float]) -> list[str]:
+    """A dashed line at each token protection policy change, numbered as the "Policy changes" table is."""
+    buckets, step = timeline["buckets"], timeline["bucket_seconds"]
+    origin = _seconds(buckets[0]["start"])
+    top, height = plot
+    drawn = []
+    for number, mark in enumerate(timeline.get("marks", []), start=1):
+        offset = (_seconds(mark["at"]) - origin) / step
+        if not 0 <= offset <= len(buckets):
+            continue
+        x = left + offset * slot
+        drawn.append(
+            f"<g class='mark'><title>{_e(_when(mark['at']) + ': ' + mark['label'])}</title>"
+            f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top:.1f}' y2='{top + height:.1f}' stroke='#6f42c1' "
+            f"stroke-width='2' stroke-dasharray='5 3'/><text x='{x + 4:.1f}' y='{top + 12:.1f}' fill='#6f42c1' "
+            f"font-weight='bold'>{number}</text></g>"
+        )
+    return drawn
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _grid(peak: int, left: int, top: int, plot_w: float, plot_h: float) -> str:
@@ -311,6 +348,41 @@ def _timeline(f: dict[str, Any]) -> str:
     )
 
 
+def _changes(f: dict[str, Any]) -> str:
+    """Each token protection policy change (numbered as the timeline marks it), its author, and what its policy
+    judged, would have blocked and blocked in the day before and after it."""
+    changes = f.get("policy_changes") or []
+    if not changes:
+        return ""
+    rows = []
+    for number, c in enumerate(changes, start=1):
+        rows.append(
+            (
+                f"<b>{number}</b>",
+                _e(_when(c["at"])),
+                _e(c["policy"]),
+                _e(c["action"]) + (" <span class='badge'>enforces now</span>" if c["enforces_now"] else ""),
+                _e(c["actor"] or "(not recorded)"),
+                _side_text(c["before"]),
+                _side_text(c["after"]),
+            )
+        )
+    headers = ("#", "When", "Policy", "Change", "By", "Day before", "After (up to a day)")
+    return (
+        "<h2>Policy changes<span class='unit'>per request the policy judged, from the audit log and the sign-in "
+        "logs</span></h2>" + _table(headers, rows)
+    )
+
+
+def _side_text(side: dict[str, Any]) -> str:
+    if not side["requests"]:
+        return "<span class='muted'>no requests judged</span>"
+    return (
+        f"{side['requests']:,} requests, {side['users']:,} people; would block {side['would_be_blocked']:,}, "
+        f"blocked {side['blocked']:,} ({_pct(side['share'] * 100)}; {side['users_blocked']:,} people)"
+    )
+
+
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: frozenset[int] = frozenset()) -> str:
     head = "".join(f"<th class='n'>{h}</th>" if i in numeric else f"<th>{h}</th>" for i, h in enumerate(headers))
     body = "".join(
@@ -327,9 +399,9 @@ def _hints(f: dict[str, Any]) -> str:
     if not hints:
         return (
             "<h2>Policy hints</h2><p class='muted'>No token protection policy was evaluated for browser clients or "
-            "for unsupported resources.</p>"
+            "for unsupported resources, and no unsupported platform reached the protected resources unchecked.</p>"
         )
-    return "<h2>Policy hints<span class='unit'>per request, read from the logs</span></h2>" + "".join(
+    return "<h2>Policy hints<span class='unit'>once per policy and trap, per request</span></h2>" + "".join(
         _hint(h) for h in hints
     )
 
@@ -349,7 +421,7 @@ def _hint(hint: dict[str, Any]) -> str:
         for x in hint["examples"]
     ]
     return (
-        f"<div class='hint'><h3>{_e(hint['title'])}</h3><p>{_e(hint['advice'])}</p>"
+        f"<div class='hint'><h3>{_e(hint['title'])}: {_e(hint.get('policy', ''))}</h3><p>{_e(hint['advice'])}</p>"
         f"<p><b>{hint['requests']:,}</b> requests ({hint['would_be_blocked']:,} would be blocked, "
         f"{hint['blocked']:,} blocked). Policies: {', '.join(_e(p) for p in hint['policies'])}. "
         f"Seen for: {targets}.</p><h3>Requests that prove it</h3>"

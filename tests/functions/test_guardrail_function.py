@@ -18,9 +18,9 @@ from pytest_httpserver import HTTPServer
 
 from shared.app import compose
 from shared.core.message import Message, Origin
+from shared.core.policy_change import policy_key
 from shared.detect.guardrail import Guardrail
 from shared.detect.guardrail_store import GuardrailState
-from shared.detect.prediction import policy_key
 from shared.ingest.memory_store import MemoryStore
 from shared.settings import current_settings, load_settings
 from shared.storage.guardrail_table import TableGuardrail

@@ -37,7 +37,7 @@ from .watch import (
     Limits,
     Watch,
     cause_text,
-    crossed_at,
+    crossed,
     excess,
     judge,
     rolled_back,
@@ -145,14 +145,13 @@ class Guardrail:
                 changed = any([trial.apply(u) for u in updates]) or changed
             judgement = self._judgement(trial, batch.changes, clock)
             paged = trial.status == PAGED
-            at = clock
-            if judgement is not None and judgement.status == PAGED:
-                at = max(watch.change.at, crossed_at(watch, updates, self.limits) or clock)
+            at, shown = self._moment(watch, trial, judgement, updates, clock)
             if judgement is not None:
                 trial.apply(("status", judgement.status, at, judgement.cause))
+                shown.apply(("status", judgement.status, at, judgement.cause))
             elif not changed:
                 return
-            alerts = self._alerts(trial, judgement, at, paged) if judgement else []
+            alerts = self._alerts(shown, judgement, at, paged) if judgement else []
             notes = self._notifications(trial, judgement, alerts, at) if judgement else []
             if notes and self.handoff is not None:
                 self.handoff(notes)  # the outbox first: ids are stable, so a lost race adds nothing twice
@@ -161,6 +160,17 @@ class Guardrail:
                 return
             watch = self.store.load_watch(watch.id) or watch
         raise StateConflict(f"watch {watch.id} kept changing")
+
+    def _moment(
+        self, before: Watch, trial: Watch, judgement: Judgement | None, updates: list[Operation], clock: float
+    ) -> tuple[float, Watch]:
+        """When a decision is dated, and the figures it shows: a page at the moment its evidence was complete."""
+        if judgement is None or judgement.status != PAGED:
+            return clock, trial
+        found = crossed(before, updates, self.limits)
+        if found is None:
+            return max(clock, before.change.at), trial
+        return max(found[0], before.change.at), found[1]
 
     def _judgement(self, watch: Watch, changes: Sequence[PolicyChange], clock: float) -> Judgement | None:
         for change in changes:

@@ -178,14 +178,14 @@ def beyond(watch: Watch, limits: Limits) -> bool:
     return any(_beyond(observed, watch.prediction.expected(watch.evaluated, c), limits) for observed, c in candidates)
 
 
-def crossed_at(watch: Watch, updates: list[tuple[Any, ...]], limits: Limits) -> float | None:
-    """The event time within a batch at which a watch's blocks went beyond the prediction: a batch may span many
-    minutes (replay reads ten bodies at a time), and a page is dated when its evidence was complete, as the
-    rules are evaluated minute by minute."""
+def crossed(watch: Watch, updates: list[tuple[Any, ...]], limits: Limits) -> tuple[float, Watch] | None:
+    """When, within a batch, a watch's blocks went beyond the prediction, and the watch as it stood then. A batch
+    may span many minutes (replay reads ten bodies at a time): a page is dated, and its figures taken, when its
+    evidence was complete, as the rules are evaluated minute by minute."""
     scratch = Watch.from_data(watch.to_data())
     for update in sorted(updates, key=lambda u: u[1].at):
         if scratch.apply(update) and update[1].outcome == BLOCKED and beyond(scratch, limits):
-            return float(update[1].at)
+            return float(update[1].at), scratch
     return None
 
 

@@ -152,6 +152,12 @@ def ingest_service(settings: Settings) -> IngestService:
     )
 
 
+def report_store(settings: Settings) -> StoreDetails:
+    """What `report --store table` reads: the stored sign-ins, and the policy changes the function kept."""
+    service = table_service(settings)
+    return StoreDetails(signin_table(settings), TableGuardrail(service, settings.state_table_prefix).changes)
+
+
 def detail_store(settings: Settings) -> StoreDetails:
     """What the lookup and health functions read: the sign-in table only, no rules, no destinations."""
     return StoreDetails(signin_table(settings))

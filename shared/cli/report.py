@@ -79,9 +79,11 @@ def compute(
     if args.store == "table":
         if args.paths or args.from_storage:
             raise ConfigurationError("report --store table reads the stored sign-ins; give no PATH")
-        store = (open_store or compose.detail_store)(settings)
+        store = (open_store or compose.report_store)(settings)
         requests, signins = from_details(store.signin_details())
-        return figures(requests, signins, top=args.top, limit=args.limit), None
+        # The deployment's store has the kept policy changes; a bare DetailStore (the lookup's shape) has none.
+        changes = store.policy_changes() if hasattr(store, "policy_changes") else []
+        return figures(requests, signins, top=args.top, limit=args.limit, changes=changes), None
     found = inputs.input_sources(args, settings)
     return from_sources(found, settle_seconds(args, settings), args, interrupt)
 

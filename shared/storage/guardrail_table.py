@@ -64,6 +64,17 @@ class TableGuardrail:
             else:
                 self._forget(row)
 
+    def changes(self, since: float) -> list[PolicyChange]:
+        """The changes made since `since` (the readiness report's marks), oldest first; reads nothing else."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @p and Kind eq 'change' and At ge @since", parameters={"p": PARTITION, "since": since}
+        )
+        found = [
+            PolicyChange.from_line(orjson.loads(unpack_text(r)))
+            for r in readable_rows(GUARDRAIL, rows, self.table.table_name, LEFT)
+        ]
+        return sorted(found, key=lambda c: (c.at, c.id))
+
     def add_change(self, change: PolicyChange) -> bool:
         entity = self._entity("change", change.id, change.line())
         try:

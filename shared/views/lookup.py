@@ -10,7 +10,7 @@ sees it, so nothing from the URL can reach an OData filter.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from shared.core.clock import ClockState
 from shared.core.correlation import ID_RULE, normalise_correlation_id, valid_correlation_id
 from shared.core.detail import decode, encode
 from shared.core.links import ENTRA_SIGNIN_LOGS, signin_kql
+from shared.core.policy_change import PolicyChange
 from shared.core.request import Request, merge_copies
 from shared.core.signin import SignIn
 from shared.core.status_code import describe
@@ -128,9 +129,14 @@ class SignInsWithDetails(Protocol):
 
 @dataclass
 class StoreDetails:
-    """A `DetailStore` over the table store: its details normalised to the `request_detail` shape."""
+    """A `DetailStore` over the table store: its details normalised to the `request_detail` shape; for the report,
+    with the token protection policy changes the function kept (`changes`)."""
 
     store: SignInsWithDetails
+    changes: Callable[[float], list[PolicyChange]] | None = None
+
+    def policy_changes(self) -> list[PolicyChange]:
+        return self.changes(0.0) if self.changes is not None else []
 
     def get_signin_detail(self, correlation_id: str) -> dict[str, Any] | None:
         signin = self.store.get(correlation_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,9 +28,11 @@ from shared.detect.prediction import (
     seen_in,
 )
 from shared.detect.rules import Guardrail as GuardrailSettings
+from shared.detect.rules import parse_rules
 from shared.detect.watch import PAGED, PREDICTED, QUIET, RESOLVED, WATCHING, Limits, Watch, judge, rolled_back, way_back
 from shared.ingest.pipeline import Batch
 from shared.ingest.store import Update
+from shared.settings import ConfigurationError
 
 T0 = 1_773_216_000.0  # a switch, on the hour
 TP = "CA-TP01 Require token protection"
@@ -221,3 +224,10 @@ def test_an_alert_names_the_latest_change_shortly_before_it_began() -> None:
     assert text == f"began 4 min after '{TP}' was switched On by admin@contoso.com"
     assert explain([latest], T0 - 1, 3600) == ""  # before the change
     assert explain([latest], T0 + 3601, 3600) == ""  # too long after
+
+
+def test_the_guardrail_settings_refuse_an_unknown_destination_by_name() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_rules({"guardrail": {"page_receivers": ["slack"], "watch": "2h"}})
+    assert "slack" in str(raised.value) and "guardrail" in str(raised.value)
+    assert parse_rules({"guardrail": {"watch": "2h"}}).guardrail.watch == 7200.0

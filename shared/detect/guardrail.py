@@ -124,11 +124,10 @@ class Guardrail:
         for _ in range(RETRIES):
             if hours.took(batch):
                 return hours  # a redelivery: this batch is counted already
-            trial = PolicyHours.from_data(hours.to_data(), hours.etag)
             for operation in ([("batch", batch)] if batch else []) + updates:
-                trial.apply(operation)
-            if self.store.save_policy(trial):
-                return trial
+                hours.apply(operation)  # in place: a lost write is re-read below, so nothing stale is kept
+            if self.store.save_policy(hours):
+                return hours
             hours = self.store.load_policy(hours.key) or PolicyHours(hours.key, hours.name)
         raise StateConflict(f"the counts of policy {hours.name!r} kept changing")
 

@@ -8,7 +8,6 @@ updates, so instances sharing the table neither lose nor double a count or a pag
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -52,19 +51,20 @@ class GuardrailStore(Protocol):
 
 
 class MemoryGuardrailStore:
-    """One process, no I/O; version numbers stand in for ETags, and rows are copies, as in the table."""
+    """One process and one writer (replay, tests), no I/O: rows are kept as the objects written, not copied (this is
+    on replay's path, as the detection memory store's buckets are); version numbers stand in for ETags."""
 
     def __init__(self) -> None:
         self.changes: dict[str, PolicyChange] = {}
-        self._policies: dict[str, tuple[PolicyHours, str]] = {}
-        self._watches: dict[str, tuple[Watch, str]] = {}
+        self._policies: dict[str, PolicyHours] = {}
+        self._watches: dict[str, Watch] = {}
         self._version = 0
 
     def load(self, since: float) -> GuardrailState:
         return GuardrailState(
             changes=sorted((c for c in self.changes.values() if c.at >= since), key=lambda c: (c.at, c.id)),
-            policies={k: self._copy(*v) for k, v in self._policies.items()},
-            watches={k: self._copy(*v) for k, v in self._watches.items() if _recent(v[0], since)},
+            policies=dict(self._policies),
+            watches={k: w for k, w in self._watches.items() if _recent(w, since)},
         )
 
     def add_change(self, change: PolicyChange) -> bool:
@@ -77,30 +77,24 @@ class MemoryGuardrailStore:
         return self._save(self._policies, hours.key, hours)
 
     def load_policy(self, key: str) -> PolicyHours | None:
-        stored = self._policies.get(key)
-        return self._copy(*stored) if stored else None
+        return self._policies.get(key)
 
     def save_watch(self, watch: Watch) -> bool:
         return self._save(self._watches, watch.id, watch)
 
     def load_watch(self, watch_id: str) -> Watch | None:
-        stored = self._watches.get(watch_id)
-        return self._copy(*stored) if stored else None
+        return self._watches.get(watch_id)
 
-    def _save(self, rows: dict[str, tuple[Row, str]], key: str, value: Row) -> bool:
+    def _save(self, rows: dict[str, Row], key: str, value: Row) -> bool:
         stored = rows.get(key)
-        if (stored[1] if stored else None) != value.etag:
+        if stored is not None and stored is not value and stored.etag != value.etag:
+            return False
+        if stored is None and value.etag is not None:
             return False
         self._version += 1
         value.etag = str(self._version)
-        rows[key] = (copy.deepcopy(value), value.etag)
+        rows[key] = value
         return True
-
-    @staticmethod
-    def _copy(value: Row, etag: str) -> Row:
-        found = copy.deepcopy(value)
-        found.etag = etag
-        return found
 
 
 def _recent(watch: Watch, since: float) -> bool:

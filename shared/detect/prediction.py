@@ -13,6 +13,7 @@ carries the name, and the name is what a person reads); a rename is followed thr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,13 +167,22 @@ def _cap(causes: dict[str, int]) -> None:
 
 
 def operations(seen: Iterable[Seen]) -> dict[str, list[tuple[Any, ...]]]:
-    """The updates each policy's row takes from what a batch saw, by policy key."""
-    found: dict[str, list[tuple[Any, ...]]] = {}
+    """The updates each policy's row takes from what a batch saw, by policy key (summed: one update per hour,
+    outcome and cause, however many sign-ins)."""
+    names: dict[str, str] = {}
+    counts: Counter[tuple[str, int, int]] = Counter()
+    causes: Counter[tuple[str, int, str]] = Counter()
     for item in seen:
-        hour = int(item.at // HOUR)
-        ops = found.setdefault(policy_key(item.policy), [("name", item.policy)])
-        ops.append(("count", hour, item.outcome, 1))
-        ops += [("cause", hour, cause, 1) for cause in item.causes]
+        key, hour = policy_key(item.policy), int(item.at // HOUR)
+        names.setdefault(key, item.policy)
+        counts[key, hour, item.outcome] += 1
+        for cause in item.causes:
+            causes[key, hour, cause] += 1
+    found: dict[str, list[tuple[Any, ...]]] = {key: [("name", name)] for key, name in names.items()}
+    for (key, hour, outcome), amount in counts.items():
+        found[key].append(("count", hour, outcome, amount))
+    for (key, hour, cause), amount in causes.items():
+        found[key].append(("cause", hour, cause, amount))
     return found
 
 

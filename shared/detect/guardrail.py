@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.core.alert import Alert, Notification, fingerprint
 from shared.core.policy_change import PolicyChange, policy_key
+from shared.core.request import Request
 from shared.core.status_code import describe as describe_code
 from shared.core.timestamp import iso
 from shared.ingest.pipeline import Batch
@@ -25,6 +26,7 @@ from .content import links
 from .explanation import describe, explain
 from .guardrail_store import GuardrailState, GuardrailStore
 from .kinds.base import span_text
+from .policy_lint import display_name, lint_alert, proofs
 from .prediction import HOUR, KEEP_HOURS, PolicyHours, Seen, operations, predict, seen_in
 from .rules import Guardrail as Settings
 from .state import StateConflict
@@ -84,8 +86,8 @@ class Guardrail:
         self._keep_changes(batch.changes, state)
         self.changes = state.changes
         seen = seen_in(batch.requests, batch.updates)
-        self._count(seen, batch.key, state, clock)
         decided: list[Alert] = []
+        self._count(batch, seen, state, decided)
         for watch in [w for w in state.watches.values() if w.live]:
             self._step(watch, _for_watch(watch, seen), batch, decided)
         return [alert.line() for alert in decided]
@@ -114,22 +116,47 @@ class Guardrail:
 
     # --- counting ---
 
-    def _count(self, seen: list[Seen], batch: str | None, state: GuardrailState, clock: float) -> None:
-        for key, updates in operations(seen).items():
+    def _count(self, batch: Batch, seen: list[Seen], state: GuardrailState, decided: list[Alert]) -> None:
+        """Each policy's row takes the batch's counts, and a flag for each trap the batch first proves of it."""
+        counted = operations(seen)
+        traps = proofs(batch.requests)
+        for key in sorted(counted.keys() | traps.keys()):
             hours = state.policies.get(key) or PolicyHours(key, key)
-            updates.append(("prune", int(clock // HOUR) - KEEP_HOURS))
-            state.policies[key] = self._save_policy(hours, updates, batch)
+            updates = [*counted.get(key, []), ("prune", int((batch.clock or 0.0) // HOUR) - KEEP_HOURS)]
+            flags = {kind: self._lint(key, kind, proof) for kind, proof in traps.get(key, {}).items()}
+            updates += [("flag", kind, alert.at) for kind, alert in sorted(flags.items())]
+            state.policies[key], told = self._save_policy(hours, updates, batch.key, flags)
+            decided += told
 
-    def _save_policy(self, hours: PolicyHours, updates: list[Operation], batch: str | None) -> PolicyHours:
+    def _save_policy(
+        self, hours: PolicyHours, updates: list[Operation], batch: str | None, flags: dict[str, Alert]
+    ) -> tuple[PolicyHours, list[Alert]]:
+        """Write one policy's updates (in place: a lost write is re-read, so nothing stale is kept); the traps this
+        write flags first are handed over before it, so a flag is never recorded untold."""
         for _ in range(RETRIES):
             if hours.took(batch):
-                return hours  # a redelivery: this batch is counted already
+                return hours, []  # a redelivery: this batch is counted already
+            told = []
             for operation in ([("batch", batch)] if batch else []) + updates:
-                hours.apply(operation)  # in place: a lost write is re-read below, so nothing stale is kept
+                if hours.apply(operation) and operation[0] == "flag":
+                    told.append(flags[operation[1]])
+            self._tell(told)
             if self.store.save_policy(hours):
-                return hours
+                return hours, told
             hours = self.store.load_policy(hours.key) or PolicyHours(hours.key, hours.name)
         raise StateConflict(f"the counts of policy {hours.name!r} kept changing")
+
+    def _lint(self, key: str, kind: str, proof: list[Request]) -> Alert:
+        alert = lint_alert(display_name(key, proof), kind, proof, links(self.public_url))
+        alert.receivers = self._receivers(self.settings.info_receivers, page=False)
+        return alert
+
+    def _tell(self, alerts: list[Alert]) -> None:
+        """Informational messages (a trap flagged): one notification per destination, the same from any instance
+        that makes it from the same batch."""
+        notes = [Notification(r, [a], a.at, severity="info") for a in alerts for r in a.receivers]
+        if notes and self.handoff is not None:
+            self.handoff(notes)
 
     # --- judging ---
 

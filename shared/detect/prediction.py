@@ -95,11 +95,17 @@ class PolicyHours:
     causes: dict[int, dict[str, int]] = field(default_factory=dict)
     batches: list[str] = field(default_factory=list)
     etag: str | None = None
+    flags: dict[str, float] = field(default_factory=dict)  # traps flagged (core/trap.py), once each: when
 
     def apply(self, operation: tuple[Any, ...]) -> bool:
         """Apply one recorded update; True when it changed the row. ("count", hour, outcome, n),
-        ("cause", hour, cause, n), ("batch", key), ("name", name), ("prune", first hour kept)."""
+        ("cause", hour, cause, n), ("batch", key), ("name", name), ("prune", first hour kept), ("flag", trap, at)."""
         name = operation[0]
+        if name == "flag":
+            if operation[1] in self.flags:
+                return False
+            self.flags[str(operation[1])] = float(operation[2])
+            return True
         if name == "count":
             _, hour, outcome, amount = operation
             self.hours.setdefault(int(hour), [0, 0, 0])[int(outcome)] += int(amount)
@@ -147,13 +153,16 @@ class PolicyHours:
             "hours": {str(h): v for h, v in self.hours.items()},
             "causes": {str(h): v for h, v in self.causes.items()},
             "batches": self.batches,
+            "flags": self.flags,
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], etag: str | None = None) -> PolicyHours:
         hours = {int(h): [int(n) for n in v][:3] for h, v in dict(data.get("hours") or {}).items()}
         causes = {int(h): {str(c): int(n) for c, n in v.items()} for h, v in dict(data.get("causes") or {}).items()}
-        return cls(str(data["key"]), str(data.get("name") or data["key"]), hours, causes, list(data["batches"]), etag)
+        flags = {str(k): float(v) for k, v in dict(data.get("flags") or {}).items()}
+        key, name = str(data["key"]), str(data.get("name") or data["key"])
+        return cls(key, name, hours, causes, list(data["batches"]), etag, flags)
 
 
 def _cap(causes: dict[str, int]) -> None:

@@ -10,9 +10,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from shared.core.coverage import SUPPORTED_PLATFORMS, is_arm, is_browser, is_supported_resource, platform
+from shared.core.coverage import SUPPORTED_PLATFORMS, is_supported_resource, platform
 from shared.core.request import Request
 from shared.core.timestamp import iso
+from shared.core.trap import TRAPS, traps_of
 
 from .impact import outcome
 
@@ -24,10 +25,8 @@ def policy_hints(requests: Iterable[Request], examples: int = 5) -> list[dict[st
     found: dict[tuple[str, str], list[Request]] = defaultdict(list)
     for request in reqs:
         for name in _policies(request):
-            if is_browser(request) and not is_arm(request.resource):
-                found["browser", name].append(request)
-            if not is_supported_resource(request.resource):
-                found["unsupported_resource", name].append(request)
+            for kind in traps_of(request):
+                found[kind, name].append(request)
     for name, proof in platform_gaps(reqs).items():
         found["unsupported_platform", name] = proof
     return [_hint(kind, name, proof, examples) for (kind, name), proof in sorted(found.items())]
@@ -62,8 +61,8 @@ def _hint(kind: str, policy: str, proof: list[Request], examples: int) -> dict[s
     return {
         "kind": kind,
         "policy": policy,
-        "title": _HINT_TITLES[kind],
-        "advice": _HINT_ADVICE[kind],
+        "title": TRAPS[kind].title,
+        "advice": TRAPS[kind].advice,
         "unit": "request",
         "requests": len(proof),
         "would_be_blocked": sum(1 for r in proof if outcome(r) == "would_block"),
@@ -91,26 +90,6 @@ def _hint_target(kind: str, request: Request) -> str:
     if kind == "unsupported_platform":
         return platform(request.os)
     return request.resource
-
-
-_HINT_TITLES = {
-    "browser": "A token protection policy is evaluated for browser clients",
-    "unsupported_resource": "A token protection policy is evaluated for resources Token Protection does not support",
-    "unsupported_platform": "Sign-ins from unsupported platforms reach the protected resources unchecked",
-}
-_HINT_ADVICE = {
-    "browser": "The policy's Client apps condition includes Browser. Token Protection supports native apps only "
-    "(browsers only for Azure Resource Manager, in preview), so it blocks MSAL.js apps such as Teams Web. Set "
-    "Client apps to 'Mobile apps and desktop clients' only.",
-    "unsupported_resource": "The policy targets a resource outside Exchange Online, SharePoint Online, Teams "
-    "Services (and AVD, Windows 365, Windows Cloud Login, Azure Resource Manager). That is a sign it targets the "
-    "'Office 365' app group, which Microsoft says not to do. Target the supported resources by name.",
-    "unsupported_platform": "People this policy protects also reach Exchange Online, SharePoint Online or Teams "
-    "from platforms Token Protection does not support (Android, Linux, unknown), and no token protection policy "
-    "judged those sign-ins: a token stolen there, or a device that claims such a platform, is not stopped. "
-    "Microsoft recommends a policy that blocks unknown platforms, and one that requires a compliant device on "
-    "the known ones.",
-}
 
 
 def _example(request: Request) -> dict[str, Any]:

@@ -231,3 +231,28 @@ def test_the_guardrail_settings_refuse_an_unknown_destination_by_name() -> None:
         parse_rules({"guardrail": {"page_receivers": ["slack"], "watch": "2h"}})
     assert "slack" in str(raised.value) and "guardrail" in str(raised.value)
     assert parse_rules({"guardrail": {"watch": "2h"}}).guardrail.watch == 7200.0
+
+
+def test_a_trap_is_flagged_once_per_policy_with_the_requests_that_prove_it() -> None:
+    told: list = []
+    store = MemoryGuardrailStore()
+    guard = Guardrail(GuardrailSettings(), store, ["teams", "pagerduty"], handoff=told.extend)
+    browser = replace(request("b1", "reportOnlySuccess"), client_app="Browser", app="Teams Web")
+    office = replace(request("o1", "reportOnlySuccess", at=T0 + 5), resource="Microsoft Graph")
+    first = guard.observe(Batch([browser, office], [], [], clock=T0 + 60, key="k1"))
+    assert sorted((line["group"]["trap"], line["group"]["policy"]) for line in first) == [
+        ("browser", TP),
+        ("unsupported_resource", TP),
+    ]
+    flagged = next(line for line in first if line["group"]["trap"] == "browser")
+    assert flagged["examples"] == ["b1"] and flagged["top"]["apps"] == [["Teams Web", 1]]
+    assert flagged["severity"] == "info" and "Mobile apps and desktop clients" in flagged["summary"]
+    assert {(n.receiver, n.alerts[0].group["trap"]) for n in told} == {
+        ("teams", "browser"),
+        ("teams", "unsupported_resource"),
+    }
+    again = replace(browser, id="b2-r", correlation_id="b2", at=T0 + 120)
+    assert guard.observe(Batch([again], [], [], clock=T0 + 180, key="k2")) == []  # once per policy and trap
+    assert len(told) == 2
+    bound = request("n1", "reportOnlySuccess")
+    assert guard.observe(Batch([bound], [], [], clock=T0 + 240, key="k3")) == []  # a native app proves nothing

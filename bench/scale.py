@@ -112,6 +112,7 @@ class Counts:
     """What one process's storage clients sent, and the conflicts among the answers, by table."""
 
     requests: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)  # query, read, transaction, write
     conflicts: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -119,6 +120,7 @@ class Counts:
     def clear(self) -> None:
         with self.lock:
             self.requests = 0
+            self.kinds.clear()
             self.conflicts.clear()
             self.statuses.clear()
 
@@ -129,15 +131,26 @@ class Counts:
             inner = [int(s) for s in _INNER_STATUS.findall(_content(response))]
             failed = [s for s in inner if s >= 300]
             if failed and failed[0] in _CONFLICTS:
-                conflict = _table_of(_text(request.data), request.url)
+                conflict = f"{_table_of(_text(request.data), request.url)} {failed[0]}"
             status = failed[0] if failed else status
         elif _lost_race(request, status):
-            conflict = _table_of(_text(request.data), request.url)
+            conflict = f"{_table_of(_text(request.data), request.url)} {status}"
         with self.lock:
             self.requests += 1
+            self.kinds[_kind(request)] += 1
             self.statuses[status] += 1
             if conflict is not None:
                 self.conflicts[conflict] += 1
+
+
+def _kind(request: Any) -> str:
+    """A transaction ($batch), a query (a filter, or a whole table), a read of one row, or a write of one row."""
+    if request.url.endswith("$batch"):
+        return "transaction"
+    if request.method == "GET":
+        path = request.url.split("?")[0]
+        return "read" if path.endswith(")") and "PartitionKey=" in path else "query"
+    return "write"
 
 
 def _content(response: Any) -> bytes:
@@ -297,6 +310,7 @@ def instance(plan: Plan, mine: list[int]) -> None:
         "batches": batches,
         "failures": failures,
         "requests": counts.requests,
+        "kinds": dict(counts.kinds),
         "conflicts": dict(counts.conflicts),
         "statuses": {str(k): v for k, v in counts.statuses.items()},
         "events": dict(events.seen),
@@ -345,6 +359,7 @@ class Result:
     unbound: tuple[int, int] = (0, 0)  # unbound sign-ins: stored, replayed
     alerting: tuple[int, int] = (0, 0)  # unbound sign-ins detection counted (first rule): stored, replayed
     drain_seconds: float = 0.0
+    reported_late: int = 0  # sign-ins the drain reported for an instance that stopped before acknowledging them
 
     @property
     def requests(self) -> int:
@@ -355,6 +370,13 @@ class Result:
         total: Counter[str] = Counter()
         for item in self.per_instance:
             total.update(item["conflicts"])
+        return total
+
+    @property
+    def kinds(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for item in self.per_instance:
+            total.update(item["kinds"])
         return total
 
     @property
@@ -460,9 +482,18 @@ def measure(
     wall = max(d["ended"] for d in done) - min(d["started"] for d in done)
     result = Result(instances, corpus.records, wall, done, None if before is None else (after or 0.0) - before)
     settings = load_settings(**app_settings(plan))
-    started = time.perf_counter()
-    compose.ingest_service(settings).pipeline.drain()
-    result.drain_seconds = time.perf_counter() - started
+    events = Events()
+    log = logging.getLogger("bindwatch")
+    log.addHandler(events)
+    propagate, log.propagate = log.propagate, False
+    try:
+        started = time.perf_counter()
+        compose.ingest_service(settings).pipeline.drain()
+        result.drain_seconds = time.perf_counter() - started
+    finally:
+        log.removeHandler(events)
+        log.propagate = propagate
+    result.reported_late = events.seen["signin_reported_late"]
     stored, windows = stored_answer(settings)
     expected = expected or replay(corpus, settle_minutes)
     result.mismatches = mismatches(stored, expected.verdicts)
@@ -558,11 +589,11 @@ def text(results: list[Result], corpus: Corpus, args: argparse.Namespace, info: 
         conflicts = r.conflicts
         lines.append(
             f"N={r.instances}: {r.wall:6.1f} s  {r.rate:7,.0f} records/s  "
-            f"({sum(r.instance_rates) / len(r.instance_rates):,.0f} a instance)  "
+            f"({sum(r.instance_rates) / len(r.instance_rates):,.0f} per instance)  "
             f"conflicts {r.per_thousand(sum(conflicts.values())):.1f}/1,000 records {dict(conflicts)}  "
             f"state_conflict lines {r.logged_conflicts}  requests {r.per_thousand(r.requests):.0f}/1,000 records  "
             f"failed runs {r.failures}  redelivered {r.redelivered:,} records  mismatches {r.mismatches} "
-            f"(windows {r.window_mismatches})  unbound {r.unbound[0]}/{r.unbound[1]}  "
+            f"(windows {r.window_mismatches})  reported late {r.reported_late}  unbound {r.unbound[0]}/{r.unbound[1]}  "
             f"counted for alerts {r.alerting[0]}/{r.alerting[1]}  drain {r.drain_seconds:.1f} s"
         )
     return lines
@@ -572,55 +603,79 @@ def markdown(results: list[Result], corpus: Corpus, args: argparse.Namespace, in
     out = [
         "# Scale figures",
         "",
-        f"Written by `make bench-scale` (`bench/scale.py`) on {info['date']}; every figure below is from that one"
-        ' run. docs/capacity.md ("Scaling out") quotes them.',
+        f"Written by `make bench-scale` (`bench/scale.py`) on {info['date']} at commit {info['commit']}; every figure"
+        ' below is from that one run. docs/capacity.md ("Scaling out") quotes them.',
         "",
         f"- Machine: {info['cpu']}, **{info['cpus']} CPUs** shared by the N instances and the one Azurite (a single"
-        f" Node.js process), Python {info['python']}, `{info['platform']}`. Other work on the machine may have"
-        " disturbed the timings; the counts and the exactness are not timing-dependent.",
+        f" Node.js process, in memory), Python {info['python']}, `{info['platform']}`. Other work ran on the machine"
+        " at the same time and may have disturbed the timings; the counts and the exactness do not depend on timing"
+        " (the conflicts do, on how the instances' batches happen to overlap).",
         f"- Corpus: {corpus.records:,} records of {corpus.bytes_per_record / 1024:.1f} KB ({corpus.signins:,}"
-        f" sign-ins, {corpus.unbound_share:.1%} unbound, 1-4 requests each), in event-time order, 80 records an"
-        f" event, {len(corpus.bodies)} events spread over {args.partitions} partitions by a hash of the event (a"
-        " sign-in's requests land on different partitions).",
+        f" sign-ins, {corpus.unbound_share:.1%} unbound, 1-4 requests each; `bench/corpus.py`'s traffic) in"
+        f" event-time order, 80 records an event, {len(corpus.bodies)} events spread over {args.partitions}"
+        " partitions by a hash of the event, so a sign-in's requests land on different partitions.",
         f"- Each instance is a process calling the Event Hub function (`ingest_signins`) with {args.batch} events an"
-        " invocation, the ingest service built by `compose.ingest_service` on Azurite tables, its partitions'"
-        f" batches in turn. Every {args.redeliver_every}th batch is delivered again after it succeeded. Sign-ins"
-        f" settle after {args.settle_minutes:g} minute(s) of event time (the corpus spans minutes, not hours).",
-        "- Wall time: from all instances released together to the last one done (start-up and the final drain"
-        " left out). Records/s a instance: each instance's records over its own time.",
-        "- Conflicts: answers 409/412 (404 for a write to a row another writer removed) counted at each instance's"
-        " HTTP transport, one per failed entity group transaction; each is a re-read and a retry. Storage requests:"
-        " every HTTP request the instances sent, the redelivered batches' included.",
-        "- Exactness: after a final drain, the stored verdicts (verdict, enforcement, requests, unbound requests,"
-        " status codes per correlation ID) and detection's window counts (judged and unbound sign-ins per minute,"
-        " rule and group) against a clean in-memory replay of the same corpus in one process.",
+        " invocation; its ingest service is the one `compose.ingest_service` builds from the app settings, on Azurite"
+        " tables. An instance with several partitions takes their batches in turn, one at a time. Every"
+        f" {args.redeliver_every}th batch of an instance is delivered again after it succeeded"
+        f" ({results[0].redelivered if results else 0:,} records a run). Sign-ins settle after"
+        f" {args.settle_minutes:g} minute(s) of event time: the corpus spans minutes, and with the default 10 the"
+        " settling would all happen in the final drain instead of in the run.",
+        "- Wall time: from all instances released together to the last one done (start-up and the final drain left"
+        " out). Records/s per instance: each instance's records over its own time. CPU: the instances' own (mean)"
+        " and Azurite's.",
+        "- Conflicts: answers 409 (an insert of a row that exists), 412 (the ETag changed) and 404 (a write to a row"
+        " another writer removed), counted at each instance's HTTP transport, one per failed entity group"
+        " transaction; each costs a re-read and a retry. The sign-in table inserts an uncached sign-in without"
+        " reading it first, so its 409s include guesses that did not come true, with one instance too. Storage"
+        " requests: every HTTP request the instances sent, redelivered batches included.",
+        "- Exactness: after the instances stopped, one final drain, then the stored verdicts (verdict, enforcement,"
+        " requests, unbound requests, status codes per correlation ID) and detection's window counts (judged and"
+        " unbound sign-ins per rule and group) against a clean in-memory replay of the same corpus in one process"
+        " (`compose.replay_pipeline`). A mismatch is a sign-in or group missing on one side or counted differently."
+        " Reported late: sign-ins whose report row a stopped instance had not yet deleted (it batches those deletes"
+        " for up to a minute), which the drain reports a second time, as a restart does.",
         "",
-        "| Instances | Partitions each | Wall time | Records/s | Records/s a instance | CPU s a instance |"
-        " Azurite CPU s | Conflicts per 1,000 records | Storage requests per 1,000 records | Failed runs |"
-        " Verdict mismatches | Window mismatches | Unbound sign-ins (stored / replay) |"
-        " Counted for alerts (stored / replay) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Instances | Partitions each | Wall time | Records/s | Records/s per instance | CPU s per instance"
+        " | Azurite CPU s | Conflicts per 1,000 records | Storage requests per 1,000 records | Failed runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        conflicts = r.conflicts
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(conflicts.items())) or "none"
         rates = r.instance_rates
         cpu = sum(i["cpu"] for i in r.per_instance) / len(r.per_instance)
         azurite_cpu = f"{r.azurite_cpu:.1f}" if r.azurite_cpu is not None else "—"
         out.append(
             f"| {r.instances} | {args.partitions // r.instances} | {r.wall:.1f} s | {r.rate:,.0f} "
             f"| {sum(rates) / len(rates):,.0f} | {cpu:.1f} | {azurite_cpu} "
-            f"| {r.per_thousand(sum(conflicts.values())):.1f} ({detail}) | {r.per_thousand(r.requests):.0f} "
-            f"| {r.failures} | **{r.mismatches}** | **{r.window_mismatches}** | {r.unbound[0]:,} / {r.unbound[1]:,} "
-            f"| {r.alerting[0]:,} / {r.alerting[1]:,} |"
+            f"| {r.per_thousand(sum(r.conflicts.values())):.1f} | {r.per_thousand(r.requests):.0f} | {r.failures} |"
         )
-    redelivered = results[0].redelivered if results else 0
     out += [
         "",
-        f"Redelivered: {redelivered:,} records a run. The sign-in store's own `state_conflict` log lines (its merge"
-        " conflicts only): " + ", ".join(f"N={r.instances}: {r.logged_conflicts}" for r in results) + ".",
+        "| Instances | Requests per 1,000 records by kind | Conflicts by table and status (counts)"
+        " | `state_conflict` log lines | Reported late at the drain | Verdict mismatches | Window mismatches"
+        " | Unbound sign-ins (stored / replay) | Counted for alerts (stored / replay) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for r in results:
+        kinds = ", ".join(f"{k} {r.per_thousand(v):.0f}" for k, v in sorted(r.kinds.items()))
+        detail = ", ".join(f"{k}: {v:,}" for k, v in sorted(r.conflicts.items())) or "none"
+        out.append(
+            f"| {r.instances} | {kinds} | {detail} | {r.logged_conflicts:,} | {r.reported_late:,} "
+            f"| **{r.mismatches}** | **{r.window_mismatches}** | {r.unbound[0]:,} / {r.unbound[1]:,} "
+            f"| {r.alerting[0]:,} / {r.alerting[1]:,} |"
+        )
     return "\n".join(out) + "\n"
+
+
+def commit() -> str:
+    """The commit measured, and whether product code had changes not yet committed (work in progress)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" (with uncommitted changes to shared/)" if git("status", "--porcelain", "--", "shared") else "")
 
 
 def main() -> int:
@@ -637,7 +692,7 @@ def main() -> int:
     parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures are written (markdown)")
     args = parser.parse_args()
     log = lambda message: print(f"bench-scale: {message}", file=sys.stderr, flush=True)  # noqa: E731
-    info = machine()
+    info = {**machine(), "commit": commit()}
     results = []
     with tempfile.TemporaryDirectory(prefix="bindwatch-scale-") as folder:
         log(f"generating {args.records:,} records")

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         "bindwatch-rejected", alias="REJECTED_CONTAINER", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
     )
     retention_days: float = Field(7.0, alias="RETENTION_DAYS", gt=0, le=3650)
+    # Hash-bucket partitions of the sign-in table, sized from the expected rate (docs/capacity.md). Fixed for the life
+    # of a table: the table records its count, and an instance configured otherwise refuses to start.
+    signin_buckets: int = Field(8, alias="STATE_SIGNIN_BUCKETS", ge=1, le=100)
     # One invocation's work, well inside host.json's functionTimeout (10 min): past it, the rest is retried by the
     # host, or dead-lettered on the last try, instead of being cut off by a timeout with no trace.
     invocation_budget_seconds: float = Field(300.0, alias="INVOCATION_BUDGET_SECONDS", gt=0, le=3600)

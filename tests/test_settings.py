@@ -11,6 +11,7 @@ def test_defaults_serve_without_configuration() -> None:
     settings = load_settings()
     assert settings.settle_minutes == 10 and settings.retention_days == 7
     assert settings.eventhub_name == "insights-logs-signinlogs"
+    assert settings.signin_buckets == 8
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,10 @@ def test_defaults_serve_without_configuration() -> None:
         ("ALERT_PAGERDUTY_URL", "ftp://example"),
         ("REJECTED_CONTAINER", "Bad_Name"),
         ("STATE_TABLE_PREFIX", "1abc"),
+        ("STATE_SIGNIN_BUCKETS", "0"),
+        ("STATE_SIGNIN_BUCKETS", "101"),
+        ("STATE_SIGNIN_BUCKETS", "8.5"),
+        ("STATE_SIGNIN_BUCKETS", "eight"),
     ],
 )
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -181,3 +186,8 @@ def test_the_platforms_word_on_app_service_authentication_wins(
         if value is not None:
             monkeypatch.setenv(name, value)
     assert lookup_access(load_settings()).auth_enabled is trusted
+
+
+def test_the_bucket_count_is_read_from_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_SIGNIN_BUCKETS", "32")
+    assert load_settings().signin_buckets == 32

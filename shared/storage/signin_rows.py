@@ -48,7 +48,12 @@ from shared.telemetry import log_event
 
 from .entity import MAX_OPS, TooLarge, pack_text, quote, unpack_text
 
-BUCKETS = 8  # fixed for the life of a table: changing it would re-home every sign-in
+# Hash-bucket partitions of the sign-in table: STATE_SIGNIN_BUCKETS, fixed for the life of a table (changing it
+# would re-home every sign-in), so the table records its count (`buckets_entity`). 8 is the default, and the count
+# of every table made before the count was recorded.
+BUCKETS = 8
+MAX_BUCKETS = 100  # keys b00..b99
+BUCKETS_ROW = "buckets"  # in the META partition
 MAX_TX_CHARS = 1_500_000  # of property text per transaction; the service's limit is 4 MiB of payload
 FILTER_KEYS = 14  # a $filter allows 15 comparisons: PartitionKey plus 14 RowKeys
 DETAILS_CAP = 50  # request details kept per sign-in for the on-call lookup
@@ -66,9 +71,29 @@ SIGNINS = Schema("signins", 1)
 # --- keys (pure) ---
 
 
-def bucket_of(correlation_id: str) -> str:
+def bucket_of(correlation_id: str, buckets: int = BUCKETS) -> str:
     digest = hashlib.sha1(correlation_id.encode("utf-8", "surrogatepass"), usedforsecurity=False).digest()
-    return f"b{int.from_bytes(digest[:4], 'big') % BUCKETS:02d}"
+    return bucket_name(int.from_bytes(digest[:4], "big") % buckets)
+
+
+def bucket_name(number: int) -> str:
+    return f"b{number:02d}"
+
+
+def buckets_entity(count: int) -> dict[str, Any]:
+    """The row that records a table's bucket count, written once when the first instance opens the table."""
+    return SIGNINS.mark({"PartitionKey": META, "RowKey": BUCKETS_ROW, "buckets": count})
+
+
+def buckets_problem(configured: int, stored: int, table: str) -> str | None:
+    """Why this instance must not start on this table (its bucket count is not the table's), or None."""
+    if configured == stored:
+        return None
+    return (
+        f"setting STATE_SIGNIN_BUCKETS: {configured}, but table {table} was created with {stored} buckets; a table's "
+        f"bucket count never changes (every stored sign-in is placed by it). Set STATE_SIGNIN_BUCKETS={stored}, or "
+        "start a new table with its own STATE_TABLE_PREFIX (docs/capacity.md)"
+    )
 
 
 def id_key(correlation_id: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.clock import ClockState
@@ -37,21 +37,27 @@ from shared.core.request import Request
 from shared.core.schema import Refused
 from shared.core.signin import SignIn
 from shared.ingest.store import Update, group_by_signin
+from shared.settings import ConfigurationError
 from shared.telemetry import log_event
 
 from .entity import MAX_OPS, is_conflict, open_table, quote, read_row, readable_rows, submit
 from .signin_rows import (
     BUCKETS,
+    BUCKETS_ROW,
     CLAIMS_PER_TX,
     CLOCK_ROW,
     FILTER_KEYS,
+    MAX_BUCKETS,
     MAX_TX_CHARS,
     META,
     ORPHAN_AGE,
     SIGNINS,
     Planned,
     Stored,
+    bucket_name,
     bucket_of,
+    buckets_entity,
+    buckets_problem,
     chunks,
     claim_size,
     expire_item,
@@ -96,6 +102,7 @@ class TableStore:
 
     service: TableServiceClient
     prefix: str = "bindwatch"
+    buckets: int = BUCKETS  # STATE_SIGNIN_BUCKETS; `ensure` refuses a count that is not the table's
     cache_size: int = CACHE_SIZE
     workers: int = WORKERS
     _cache: OrderedDict[str, Stored] = field(default_factory=OrderedDict, init=False)
@@ -108,12 +115,43 @@ class TableStore:
     table: TableClient = field(init=False)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.buckets <= MAX_BUCKETS:
+            raise ValueError(f"a sign-in table has 1 to {MAX_BUCKETS} buckets, not {self.buckets}")
         self.table = self.service.get_table_client(f"{self.prefix}signins")
 
     def ensure(self) -> TableStore:
-        """Create the table if it is missing (once per process)."""
+        """Create the table if it is missing (once per process), and refuse to start on a table whose bucket count
+        is not `buckets` (ConfigurationError naming the setting, its value and the table's)."""
         self.table = open_table(self.service, self.table.table_name)
+        problem = buckets_problem(self.buckets, self._table_buckets(), self.table.table_name)
+        if problem:
+            raise ConfigurationError(problem)
         return self
+
+    def _table_buckets(self) -> int:
+        """The table's bucket count: as recorded, else recorded now (the table's first opener writes it; a table
+        that holds sign-ins but no record was made when the count was fixed at BUCKETS)."""
+        recorded = self._recorded_buckets()
+        if recorded is not None:
+            return recorded
+        made = BUCKETS if self._holds_signins() else self.buckets
+        try:
+            self.table.create_entity(buckets_entity(made))
+        except ResourceExistsError:  # another instance recorded it first: theirs stands
+            return self._recorded_buckets() or made
+        return made
+
+    def _recorded_buckets(self) -> int | None:
+        try:
+            return int(self.table.get_entity(META, BUCKETS_ROW)["buckets"])
+        except ResourceNotFoundError:
+            return None
+
+    def _holds_signins(self) -> bool:
+        rows = self.table.query_entities(
+            "PartitionKey ge 'b' and PartitionKey lt 'c'", select=["PartitionKey"], results_per_page=1
+        )
+        return next(iter(rows), None) is not None
 
     # -- merge --
 
@@ -121,7 +159,7 @@ class TableStore:
         groups = group_by_signin(requests)
         by_bucket: dict[str, dict[str, list[Request]]] = {}
         for correlation_id, group in groups.items():
-            by_bucket.setdefault(bucket_of(correlation_id), {})[correlation_id] = group
+            by_bucket.setdefault(bucket_of(correlation_id, self.buckets), {})[correlation_id] = group
         updates: dict[str, Update] = {}
         for done in self._each(lambda b: self._merge_bucket(b, by_bucket[b], clock, batch), sorted(by_bucket)):
             updates.update(done)
@@ -260,13 +298,13 @@ class TableStore:
         return claimed + self._adopt(bucket, orphans)
 
     def _buckets(self) -> list[str]:
-        return [f"b{number:02d}" for number in range(BUCKETS)]
+        return [bucket_name(number) for number in range(self.buckets)]
 
     def acknowledge(self, finals: Sequence[SignIn], flush: bool = False) -> None:
         """These final sign-ins were reported: their report rows go (in batches, within a minute or so)."""
         now = time.monotonic()
         for signin in finals:
-            bucket = bucket_of(signin.correlation_id)
+            bucket = bucket_of(signin.correlation_id, self.buckets)
             self._acks.setdefault(bucket, []).append((now, report_row(signin.correlation_id)))
         self._flush_acks(force=flush)
 
@@ -358,7 +396,7 @@ class TableStore:
     def get(self, correlation_id: str) -> SignIn | None:
         """The stored sign-in; Refused (after a log line) when a newer release stored it."""
         try:
-            entity = self.table.get_entity(bucket_of(correlation_id), signin_row(correlation_id))
+            entity = self.table.get_entity(bucket_of(correlation_id, self.buckets), signin_row(correlation_id))
         except ResourceNotFoundError:
             return None
         return read_state(read_row(SIGNINS, entity, self.table.table_name, NOT_SHOWN))
@@ -366,7 +404,7 @@ class TableStore:
     def details(self, correlation_id: str) -> list[dict[str, Any]]:
         """The kept requests of one sign-in, each with its merged binding, enforcement and code."""
         try:
-            entity = self.table.get_entity(bucket_of(correlation_id), signin_row(correlation_id))
+            entity = self.table.get_entity(bucket_of(correlation_id, self.buckets), signin_row(correlation_id))
         except ResourceNotFoundError:
             return []
         states = read_state(read_row(SIGNINS, entity, self.table.table_name, NOT_SHOWN)).request_states()

@@ -122,8 +122,10 @@ def delivery(settings: Settings, outbox: Outbox, clock: Clock | None = None) -> 
 
 
 def signin_table(settings: Settings, **options: Any) -> TableStore:
-    """The sign-in table of the configured account, created if missing; `options` go to the SDK client."""
-    return TableStore(table_service(settings, **options), prefix=settings.state_table_prefix).ensure()
+    """The sign-in table of the configured account, created if missing, with its bucket count checked against
+    STATE_SIGNIN_BUCKETS (a ConfigurationError stops the start when they differ); `options` go to the SDK client."""
+    service = table_service(settings, **options)
+    return TableStore(service, prefix=settings.state_table_prefix, buckets=settings.signin_buckets).ensure()
 
 
 def signin_store(settings: Settings, kind: str) -> SignInStore:

@@ -169,6 +169,8 @@ var bindwatchSettings = {
   SIGNIN_EVENTHUB_CONSUMER_GROUP: consumerGroupName
   SETTLE_MINUTES: string(settleMinutes)
   RETENTION_DAYS: string(retentionDays)
+  // The sign-in table's hash-bucket partitions; fixed for the life of a table (docs/capacity.md sizes it).
+  STATE_SIGNIN_BUCKETS: '8'
   REJECTED_CONTAINER: rejectedContainerName
   RULES_FILE: rulesFile
   ALERT_PAGERDUTY_URL: alertPagerDutyUrl

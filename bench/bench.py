@@ -7,7 +7,9 @@ path is timed as users and the host run it, the median of `--runs` runs:
   (2) the Event Hub function in process: the blueprint's own function called with lists of EventHubEvent
       (host.json's maxEventBatchSize a call), the ingest service built from in-memory parts, then settled
   (3) `python -m shared report FILE` as a subprocess, start-up subtracted, standard output to /dev/null
-  (4) the Table store on Azurite (a smaller corpus): records/s and storage requests per 1,000 records
+  (4) the Table store on Azurite (a smaller corpus): records/s, Azurite's own CPU time and storage requests per
+      1,000 records; then its worst case: 20 bodies of 1 MB of tiny records (each its own sign-in) in one
+      invocation, at the default bucket count and at the most (`--tiny-buckets`)
 (1)-(3) run on two corpora: the main one (~5,000 users, 4 apps) and one with thousands of distinct apps and
 users, to show whether detection's cost grows with the number of groups it has seen. Then the memory per open
 sign-in and the latency of a 100-record batch. The figures go to standard output and to docs/bench-figures.md.
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +50,7 @@ from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
 from shared.settings import load_settings
 from shared.storage.detection_table import TableDetectionStore
+from shared.storage.signin_rows import BUCKETS, MAX_BUCKETS
 from shared.storage.signin_table import TableStore
 from shared.synth.records import BASE_TIME, body
 from shared.synth.traffic import Traffic
@@ -210,28 +214,98 @@ def run_function(events: list[func.EventHubEvent], per_call: int, records: int) 
 # --- (4): the Table store on Azurite ----------------------------------------------------------------------------
 
 
-def invocations(bodies: list[bytes]) -> list[list[Message]]:
-    messages = [Message(b, Origin(source="bench", partition="0", offset=str(i))) for i, b in enumerate(bodies)]
-    return [messages[i : i + BODIES_PER_INVOCATION] for i in range(0, len(messages), BODIES_PER_INVOCATION)]
+def invocations(bodies: list[bytes], per_invocation: int = BODIES_PER_INVOCATION) -> list[list[Message]]:
+    """Event Hub messages with their coordinates (so each invocation has its rerun key, as on the host)."""
+    messages = [
+        Message(b, Origin(source="bench", partition="0", offset=str(i), sequence_number=i))
+        for i, b in enumerate(bodies)
+    ]
+    return [messages[i : i + per_invocation] for i in range(0, len(messages), per_invocation)]
 
 
-def table_run(bodies: list[bytes], records: int) -> tuple[Timing, float]:
-    """The function's pipeline on Azurite tables: its time (CPU: this process's only, not Azurite's) and storage
-    requests per 1,000 records."""
-    batches = invocations(bodies)
+@dataclass(frozen=True)
+class TableRun:
+    timing: Timing  # the pipeline's wall clock, and this process's CPU (not Azurite's)
+    server_cpu: float | None  # Azurite's own CPU seconds over the same span (None without /proc)
+    per_thousand: float  # storage requests per 1,000 records
+
+
+def table_run(
+    bodies: list[bytes], records: int, per_invocation: int = BODIES_PER_INVOCATION, buckets: int = BUCKETS
+) -> TableRun:
+    """The function's pipeline on Azurite tables, `per_invocation` bodies a call: its time, Azurite's CPU time in
+    the same span (Azurite runs on the same machine: its CPU is what the pipeline waits for), and storage requests
+    per 1,000 records."""
+    batches = invocations(bodies, per_invocation)
     server = azurite.start()
     try:
         counter = Counter()
         service = TableServiceClient.from_connection_string(server.connection_string, transport=counter)
-        store = TableStore(service, prefix="bench").ensure()
+        store = TableStore(service, prefix="bench", buckets=buckets).ensure()
         detector = compose.detector(load_settings(), TableDetectionStore(service, "bench"))
         pipeline = Pipeline(store, 600.0, observers=[detector])
         pipeline.ingest([])  # create the detection tables before counting
         counter.requests.clear()
+        before = server_cpu(server)
         elapsed = timed(lambda: [pipeline.ingest(batch) for batch in batches])
-        return elapsed, 1000.0 * counter.count / records
+        after = server_cpu(server)
+        used = after - before if after is not None and before is not None else None
+        return TableRun(elapsed, used, 1000.0 * counter.count / records)
     finally:
         server.stop()
+
+
+def server_cpu(server: azurite.Azurite) -> float | None:
+    """CPU seconds (user and system) Azurite's process and its children have used so far, from /proc."""
+    pid = server.process.pid
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ticks = 0
+        for process in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tiny_bodies(events: int = 20, size: int = 1_000_000) -> tuple[list[bytes], int]:
+    """The worst case for the Table path: Event Hub bodies of `size` bytes of the smallest records that are judged,
+    each its own sign-in (so every record is a new sign-in: two rows to write, nothing to fold into)."""
+    bodies, made = [], 0
+    for _ in range(events):
+        records, used = [], len(b'{"records":[]}')
+        while True:
+            item = {
+                "category": "SignInLogs",
+                "properties": {
+                    "id": f"r{made:07d}",
+                    "correlationId": str(uuid.UUID(int=made + 1)),
+                    "createdDateTime": "2026-03-10T08:00:00Z",
+                    "userPrincipalName": f"u{made % 500}@contoso.com",
+                },
+            }
+            grown = len(orjson.dumps(item)) + 1
+            if used + grown > size:
+                break
+            records.append(item)
+            used += grown
+            made += 1
+        bodies.append(orjson.dumps({"records": records}))
+    return bodies, made
+
+
+def tiny_worst_case(buckets: int) -> tuple[str, str]:
+    """20 bodies of 1 MB of tiny records in one invocation, on a table of `buckets` buckets: a line of figures."""
+    bodies, signins = tiny_bodies()
+    run = table_run(bodies, signins, per_invocation=len(bodies), buckets=buckets)
+    azurite_cpu = f"{run.server_cpu:.1f} s" if run.server_cpu is not None else "not measured"
+    return (
+        f"tiny records worst case, {buckets} buckets",
+        f"{signins:,} sign-ins (20 bodies of 1 MB, one record each) in one invocation: {run.timing.wall:.1f} s "
+        f"({signins / run.timing.wall:,.0f}/s); bindwatch CPU {run.timing.cpu:.1f} s, Azurite CPU {azurite_cpu}; "
+        f"{run.per_thousand:.0f} storage requests per 1,000 records",
+    )
 
 
 # --- memory and latency -----------------------------------------------------------------------------------------
@@ -349,23 +423,28 @@ def measure(args: argparse.Namespace, folder: Path) -> Figures:
     log(f"Table store on Azurite: {table_records:,} records")
     table_base = timed(lambda: bare_orjson(table_bodies))
     table = table_run(table_bodies, table_records)
+    server = f"Azurite's own CPU {table.server_cpu:.2f} s; " if table.server_cpu is not None else ""
     figures.rows.append(
         Row(
             "(4) pipeline on Table store (Azurite)",
             main.name,
             table_records,
             Paired(
-                table[0].wall,
-                table[0].cpu,
+                table.timing.wall,
+                table.timing.cpu,
                 table_base.wall,
                 table_base.cpu,
-                table_base.wall / table[0].wall,
-                table_base.cpu / table[0].cpu,
+                table_base.wall / table.timing.wall,
+                table_base.cpu / table.timing.cpu,
                 0.0,
             ),
-            f"one run, smaller corpus; {table[1]:.0f} storage requests per 1,000 records",
+            f"one run, smaller corpus; {server}{table.per_thousand:.0f} storage requests per 1,000 records",
         )
     )
+    tiny = []
+    for buckets in args.tiny_buckets:
+        log(f"Table store on Azurite: the tiny-records worst case, {buckets} buckets")
+        tiny.append(tiny_worst_case(buckets))
     log(f"memory per open sign-in ({args.open_signins:,} open)")
     per_signin, open_signins = memory_per_open_signin(args.open_signins)
     latency = batch_latency_ms(main.bodies)
@@ -374,6 +453,7 @@ def measure(args: argparse.Namespace, folder: Path) -> Figures:
         ("memory per open sign-in", f"{per_signin:,.0f} bytes with {open_signins:,} open (tracemalloc)"),
         ("a 100-record batch judged, rules evaluated", f"{latency:.1f} ms median, in-memory store"),
         ("bench process RSS peak", f"{rss:,.0f} MB (corpora held in memory included)"),
+        *tiny,
     ]
     return figures
 
@@ -447,6 +527,12 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=30_000, help="records in each of the two corpora")
     parser.add_argument("--table-records", type=int, default=4_000, help="records for the Table path (Azurite)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--tiny-buckets",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        default=[BUCKETS, MAX_BUCKETS],
+        help="bucket counts of the tiny-records worst case (comma-separated; empty: skip it)",
+    )
     parser.add_argument("--open-signins", type=int, default=50_000, help="for the memory per open sign-in")
     parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures are written (markdown)")
     args = parser.parse_args()

@@ -218,7 +218,10 @@ class Events(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("BINDWATCH "):
-            self.seen[orjson.loads(message[len("BINDWATCH ") :]).get("event", "?")] += 1
+            line = orjson.loads(message[len("BINDWATCH ") :])
+            self.seen[line.get("event", "?")] += 1
+            if line.get("event") == "batch_failed":  # why: the error's type and HTTP status, as the product logs it
+                self.seen[f"batch_failed: {line.get('error')}"] += 1
 
 
 # --- one instance (a process) -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -610,6 +611,10 @@ def text(results: list[Result], corpus: Corpus, args: argparse.Namespace, info: 
             f"(windows {r.window_mismatches})  reported late {r.reported_late}  unbound {r.unbound[0]}/{r.unbound[1]}  "
             f"counted for alerts {r.alerting[0]}/{r.alerting[1]}  drain {r.drain_seconds:.1f} s"
         )
+        why: Counter[str] = Counter()
+        for item in r.per_instance:
+            why.update({k: v for k, v in item["events"].items() if k.startswith("batch_failed: ")})
+        lines += [f"    {count} x {reason}" for reason, count in why.most_common()]
     return lines
 
 
@@ -710,6 +715,7 @@ def main() -> int:
     parser.add_argument("--settle-minutes", type=float, default=SETTLE_MINUTES)
     parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figures are written (markdown)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the instances and Azurite are stopped too
     log = lambda message: print(f"bench-scale: {message}", file=sys.stderr, flush=True)  # noqa: E731
     info = {**machine(), "commit": commit()}
     results = []

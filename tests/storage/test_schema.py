@@ -184,7 +184,8 @@ def as_of_schema_1(answer: dict[str, Any]) -> dict[str, Any]:
     """An outbox entry's answer with only the notification fields schema 1 stored."""
     known = {"receiver", "created_at", "alerts"}
     notification = {k: v for k, v in answer["notification"].items() if k in known}
-    notification["alerts"] = [{k: v for k, v in a.items() if k != "incident"} for a in notification["alerts"]]
+    added = {"incident", "change", "way_back"}  # alert fields added since schema 1 (defaults when read back)
+    notification["alerts"] = [{k: v for k, v in a.items() if k not in added} for a in notification["alerts"]]
     return {**answer, "notification": notification}
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -166,13 +166,16 @@ class TableStore:
         return [updates[correlation_id] for correlation_id in groups]
 
     def _each(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """`work` over buckets, up to `workers` at once (in order of `items`; the first failure is raised)."""
+        """`work` over buckets, up to `workers` at once, results in the order of `items`. Every bucket's work ends
+        before the first failure is raised, so a retry of the batch never overlaps writes of this attempt."""
         if self.workers <= 1 or len(items) <= 1:
             return [work(item) for item in items]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="signin-table")
         context = contextvars.copy_context()  # each task runs in its own copy, as the caller's logs would
-        return list(self._pool.map(lambda item: context.copy().run(work, item), items))
+        futures = [self._pool.submit(context.copy().run, work, item) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]
 
     def _merge_bucket(
         self, bucket: str, groups: dict[str, list[Request]], clock: float, batch: str | None

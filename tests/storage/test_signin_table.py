@@ -331,3 +331,27 @@ def test_new_signins_are_inserted_without_a_read_and_a_wrong_guess_turns_to_read
     )
     assert sorted(restarted.get("g0").requests) == ["a0", "b0", "c0"]
     assert_indexes_consistent(restarted)
+
+
+def test_buckets_worked_at_once_all_end_before_a_failure_is_raised(
+    storage_connection: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed batch is retried by the host: no write of the failed attempt may still be under way by then."""
+    import time
+
+    store = table_store(storage_connection, table_prefix)
+    ended: list[str] = []
+
+    def merge_bucket(bucket: str, groups: dict, clock: float, batch: str | None) -> dict:
+        if bucket == min(buckets):
+            raise RuntimeError("storage fault")
+        time.sleep(0.2)
+        ended.append(bucket)
+        return {}
+
+    many = requests_of(*[record(correlation_id=f"p{i}") for i in range(40)])
+    buckets = {bucket_of(r.correlation_id) for r in many}
+    monkeypatch.setattr(store, "_merge_bucket", merge_bucket)
+    with pytest.raises(RuntimeError, match="storage fault"):
+        store.merge(many, T0)
+    assert sorted(ended) == sorted(buckets - {min(buckets)})

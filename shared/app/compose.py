@@ -9,6 +9,7 @@ same functions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 from shared.core.alert import Notification
 from shared.core.clock import Clock
 from shared.detect.detector import Detector
-from shared.detect.guardrail import Guardrail
-from shared.detect.guardrail_store import GuardrailStore, MemoryGuardrailStore
+from shared.detect.guardrail import KEEP_CHANGES, Guardrail
+from shared.detect.guardrail_store import GuardrailState, GuardrailStore, MemoryGuardrailStore
 from shared.detect.rules import RulesFile, load_rules
 from shared.detect.silence import SilenceStore
 from shared.detect.state import DetectionStore, MemoryDetectionStore
@@ -152,6 +153,14 @@ def ingest_service(settings: Settings) -> IngestService:
         retention_seconds=settings.retention_days * 86400.0,
         budget_seconds=settings.invocation_budget_seconds,
     )
+
+
+def guardrail_state(settings: Settings) -> GuardrailState:
+    """What `python -m shared guardrail` reads: the guardrail's table as the function loads it, as of the stream's
+    event clock (the wall clock before any sign-in was stored)."""
+    table = TableGuardrail(table_service(settings), settings.state_table_prefix)
+    clock = signin_table(settings).load_clock()
+    return table.load((clock.watermark if clock else time.time()) - KEEP_CHANGES)
 
 
 def report_store(settings: Settings) -> StoreDetails:

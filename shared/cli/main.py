@@ -14,7 +14,7 @@ from shared.detect.silence import SilenceError
 from shared.ingest.files import InputError
 from shared.settings import ConfigurationError, Settings, load_settings
 
-from . import alerts, eventhub, pull, replay, report, silence, verdicts
+from . import alerts, eventhub, guardrail, pull, replay, report, silence, verdicts
 from .paths import OutputPathError
 
 Command = Callable[[argparse.Namespace, Settings, IO[str]], int]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     eventhub.add_consume_parser(commands)
     silence.add_parser(commands)
     alerts.add_parser(commands)
+    guardrail.add_parser(commands)
     for command in commands.choices.values():
         command.formatter_class = DefaultsFormatter
     return parser
@@ -55,6 +56,7 @@ COMMANDS: dict[str, Command] = {
     "consume": lambda args, settings, out: eventhub.run_consume(args, settings),
     "silence": silence.run,
     "alerts": alerts.run,
+    "guardrail": guardrail.run,
 }
 
 

@@ -8,6 +8,7 @@ webhook once each, and the policies' stored counts equal a clean in-memory repla
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from azure.data.tables import TableServiceClient
 from pytest_httpserver import HTTPServer
 
 from shared.app import compose
+from shared.cli.main import main
 from shared.core.message import Message, Origin
 from shared.core.policy_change import policy_key
 from shared.detect.guardrail import Guardrail
@@ -76,6 +78,13 @@ def test_two_instances_and_redelivery_page_once_and_count_exactly(
         assert stored.policies[policy_key(name)].causes == clean.policies[policy_key(name)].causes
     assert [c.id for c in stored.changes] == ["IPCGraph_tp01", "IPCGraph_tp02"]
     assert {w.status for w in stored.watches.values()} == {"paged", "predicted"}
+    shown = io.StringIO()
+    assert main(["guardrail"], stdout=shown) == 0  # what the rollout owner reads of the same state
+    text = shown.getvalue()
+    assert f"'{rollout.TP01}' switched On by admin@contoso.com: paged" in text
+    assert f"'{rollout.TP02}' switched On by secadmin@contoso.com: predicted" in text
+    assert f"likely cause app '{rollout.BREAKING_APP}'" in text
+    assert f"  {rollout.TP02}: " in text and "would be or were blocked" in text
 
 
 def replayed(messages: list[Message]) -> GuardrailState:

@@ -53,7 +53,8 @@ def _watch(watch: Watch) -> dict[str, Any]:
         "judged": watch.evaluated,
         "blocked": watch.blocked,
         "expected": None if expected is None else round(expected, 1),
-        "cause": cause_text(watch.cause) if watch.cause else "",
+        # A cause is named only where blocks went beyond the prediction: otherwise the largest excess is noise.
+        "cause": cause_text(watch.cause) if watch.cause and watch.paged_at is not None else "",
     }
 
 

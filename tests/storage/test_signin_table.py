@@ -278,19 +278,23 @@ def test_the_shared_clock_only_moves_forward(storage_connection: str, table_pref
     assert first.load_clock() == ClockState(200.0, 3.0)
 
 
-def test_storage_requests_per_thousand_records(storage_connection: str, table_prefix: str) -> None:
-    """Realistic traffic: ~10 KB records, 1-4 per sign-in, ~80 a body, 4 bodies an invocation."""
+@pytest.mark.parametrize(("per_invocation", "bound"), [(4, 90), (10, 60)])
+def test_storage_requests_per_thousand_records(
+    storage_connection: str, table_prefix: str, per_invocation: int, bound: int
+) -> None:
+    """Realistic traffic: ~10 KB records, 1-4 per sign-in, ~80 a body. At 10 bodies an invocation (the bench's)
+    the whole pipeline must stay within 60 requests per 1,000 records (issue 15); the sign-in table alone here."""
     messages = stream(1000, seed=2, fillers=18)
     counter = Counter()
     store = table_store(storage_connection, table_prefix, counter)
     counter.requests.clear()  # creating the table is once per process, not per record
-    drive(store, messages, batch=4, drain=False)
+    drive(store, messages, batch=per_invocation, drain=False)
     records = sum(len(orjson.loads(m.body)["records"]) for m in messages)
     per_thousand = counter.count * 1000 / records
     kinds = Counter_(("batch" if url.endswith("$batch") else method) for method, url in counter.requests)
     print(f"\nstorage requests: {counter.count} for {records} records = {per_thousand:.1f} per 1,000 records {kinds}")
     assert records > 2000
-    assert per_thousand <= 150
+    assert per_thousand <= bound
 
 
 def test_memory_store_retention_keeps_open_signins() -> None:

@@ -157,10 +157,10 @@ def log_refused(schema: Schema, table: str, rows: list[Any], left: str) -> None:
 
 # --- entity group transactions (the body and the answer are pure; `submit` is the I/O) ---
 
+VERSION = "2019-02-02"  # the Table service API version azure-data-tables 12.7 speaks
 _STATUS = re.compile(r"^HTTP/1\.[01] (\d{3})", re.M)
 _ETAG = re.compile(r"^ETag:[ \t]*(.*?)\r?$", re.M | re.I)
 _BOUNDARY = re.compile(r"boundary=([^\s;]+)")
-_DIRECTIVES = ("If-Match", "Prefer")
 
 
 def submit(table: TableClient, ops: Sequence[tuple[Any, ...]]) -> list[dict[str, str]]:
@@ -171,7 +171,8 @@ def submit(table: TableClient, ops: Sequence[tuple[Any, ...]]) -> list[dict[str,
         return []
     endpoint = table.url.split("?", 1)[0].rstrip("/")
     boundary = f"batch_{uuid.uuid4()}"
-    body = transaction_body(endpoint, table.table_name, ops, boundary, f"changeset_{uuid.uuid4()}")
+    changeset = f"changeset_{uuid.uuid4()}"
+    body = transaction_body(endpoint, table.table_name, ops, boundary, changeset, version=table.api_version)
     request = HttpRequest(
         "POST",
         f"{endpoint}/$batch",
@@ -195,7 +196,9 @@ def submit(table: TableClient, ops: Sequence[tuple[Any, ...]]) -> list[dict[str,
     return transaction_results(response.text(), len(ops))
 
 
-def transaction_body(endpoint: str, table: str, ops: Sequence[tuple[Any, ...]], boundary: str, changeset: str) -> bytes:
+def transaction_body(
+    endpoint: str, table: str, ops: Sequence[tuple[Any, ...]], boundary: str, changeset: str, *, version: str = VERSION
+) -> bytes:
     """The multipart/mixed body of one changeset, as the service documents it (and the SDK sends it)."""
     out = [f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
     for index, op in enumerate(ops):
@@ -207,7 +210,7 @@ def transaction_body(endpoint: str, table: str, ops: Sequence[tuple[Any, ...]], 
             f"Content-ID: {index}",
             "",
             f"{method} {endpoint}/{path} HTTP/1.1",
-            "x-ms-version: 2019-02-02",
+            f"x-ms-version: {version}",
             "DataServiceVersion: 3.0",
             "Accept: application/json;odata=minimalmetadata",
             *(f"{name}: {value}" for name, value in headers.items()),

@@ -114,6 +114,7 @@ def incident_event(notification: Notification, routing_key: str, public_url: str
                 "severity": a.severity,
                 "title": a.title[:255],
                 "summary": a.summary[:500],
+                "change": a.change[:300],
             }
             for a in alerts[:MAX_LIST]
         ],

@@ -170,24 +170,27 @@ class Groups:
         if not groups:
             return
         placed = self.order[minute] = {}
+        all_sums, alerts, known, hot, least = self.sums, self.alerts, self._alert_of, self.hot, self.least
         for place, (key, counts) in enumerate(groups.items()):
-            placed[key] = (place, counts.judged, counts.unbound)
-            sums = self.sums.get(key)
+            judged, unbound = counts.judged, counts.unbound
+            placed[key] = (place, judged, unbound)
+            sums = all_sums.get(key)
             if sums is None:
-                sums = self.sums[key] = [0, 0, 0]
-            sums[0] += counts.judged
-            sums[1] += counts.unbound
-            sums[2] += 1
-            alert = self._alert(key)
+                all_sums[key] = [judged, unbound, 1]
+            else:
+                sums[0] += judged
+                sums[1] += unbound
+                sums[2] += 1
+            alert = known[key] if key in known else self._alert(key)
             if alert is None:
                 continue
-            entry = self.alerts.get(alert)
+            entry = alerts.get(alert)
             if entry is None:
-                entry = self.alerts[alert] = [0, {}]
+                entry = alerts[alert] = [0, {}]
             entry[1][key] = None
-            entry[0] += counts.unbound
-            if entry[0] >= self.least:
-                self.hot.add(alert)
+            entry[0] += unbound
+            if entry[0] >= least:
+                hot.add(alert)
 
     def _remove(self, minute: int) -> None:
         for key, (_, judged, unbound) in self.order.pop(minute, {}).items():

@@ -42,12 +42,18 @@ def _allowed(rule: Rule, dimension: str, values: tuple[str, ...]) -> tuple[str, 
     """The values left after the rule's match and exclude for this dimension; missing values are '(none)'."""
     candidates = tuple(v for v in values if v) or (NONE_VALUE,)
     if dimension in rule.match:
-        wanted = {v.casefold() for v in rule.match[dimension]}
+        wanted = _folded(rule.match[dimension])
         candidates = tuple(v for v in candidates if v.casefold() in wanted)
     if dimension in rule.exclude:
-        unwanted = {v.casefold() for v in rule.exclude[dimension]}
+        unwanted = _folded(rule.exclude[dimension])
         candidates = tuple(v for v in candidates if v.casefold() not in unwanted)
     return candidates
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded(values: tuple[str, ...]) -> frozenset[str]:
+    """A filter's values, case-folded once (not once per sign-in)."""
+    return frozenset(v.casefold() for v in values)
 
 
 def group_keys(rule: Rule, signin: SignIn, unbound: bool) -> list[str]:

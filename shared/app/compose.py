@@ -9,6 +9,7 @@ same functions.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from shared.ingest.store import SignInStore
 from shared.notify.delivery import Delivery
 from shared.notify.outbox import MemoryOutbox, Outbox
 from shared.notify.registry import configured, notifiers_from_settings
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage.account import blob_service, table_service
 from shared.storage.archive_blob import archive_sources as _archive_sources
 from shared.storage.deadletter_blob import BlobDeadLetter
@@ -39,6 +40,7 @@ from shared.storage.guardrail_table import TableGuardrail
 from shared.storage.outbox_table import TableOutbox
 from shared.storage.signin_table import TableStore
 from shared.storage.silence_table import TableSilences
+from shared.telemetry import log_event
 from shared.views.access import LookupAccess
 from shared.views.lookup import StoreDetails
 from shared.views.readiness import Readiness
@@ -53,6 +55,19 @@ def validate(settings: Settings) -> None:
     """Read the rules file and the destinations now, so a bad value stops the start naming it."""
     load_rules(settings.rules_file)
     notifiers_from_settings(settings)  # decodes ALERT_WEBHOOK_SECRET
+
+
+def check_state(settings: Settings) -> None:
+    """At the worker's start: a sign-in table of another bucket count than STATE_SIGNIN_BUCKETS stops the start,
+    naming the setting (else every batch would fail, be retried and be skipped). Storage that is not set, or not
+    reachable right now, is left to the first invocation, which retries: a storage blip must not stop the worker."""
+    try:
+        signin_table(settings, retry_total=1, connection_timeout=10)
+    except ConfigurationError as error:
+        if "STATE_SIGNIN_BUCKETS" in str(error):
+            raise
+    except Exception as error:
+        log_event("state_check_skipped", logging.WARNING, error=type(error).__name__)
 
 
 def detector(

@@ -17,3 +17,4 @@ def start() -> None:
     # The Azure SDKs log every HTTP request at INFO; the host would ship each one to Application Insights.
     logging.getLogger("azure").setLevel(logging.WARNING)
     compose.validate(current_settings())
+    compose.check_state(current_settings())

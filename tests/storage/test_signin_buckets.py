@@ -61,6 +61,35 @@ def test_the_setting_reaches_the_store_and_stops_the_start(storage_connection: s
         compose.signin_table(settings("9"))
 
 
+def test_a_table_of_another_count_stops_the_worker_start(
+    storage_connection: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked when the worker loads the app, not at the first batch (which would fail, retry and be skipped)."""
+    from shared.functions import start
+    from shared.settings import current_settings
+
+    store(storage_connection, table_prefix, 16)
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection)
+    monkeypatch.setenv("STATE_TABLE_PREFIX", table_prefix)
+    monkeypatch.setenv("STATE_SIGNIN_BUCKETS", "8")
+    current_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="setting STATE_SIGNIN_BUCKETS: 8"):
+            start()
+        monkeypatch.setenv("STATE_SIGNIN_BUCKETS", "16")
+        current_settings.cache_clear()
+        start()
+        monkeypatch.setenv(
+            "AzureWebJobsStorage",
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            "AccountKey=Zm9v;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+        )
+        current_settings.cache_clear()
+        start()  # storage not reachable now: left to the first invocation, which retries
+    finally:
+        current_settings.cache_clear()
+
+
 def test_any_count_gives_the_clean_answer_and_spreads_the_rows(storage_connection: str, table_prefix: str) -> None:
     messages = stream(150, seed=13)
     expected, flags = clean(messages)

@@ -43,6 +43,7 @@ from shared.app import compose
 from shared.app.service import IngestService
 from shared.core.message import Message, Origin
 from shared.core.rejection import Rejection
+from shared.detect.guardrail_store import MemoryGuardrailStore
 from shared.detect.state import MemoryDetectionStore
 from shared.functions.ingest import ingest_signins
 from shared.functions.worker import WORKER
@@ -50,6 +51,7 @@ from shared.ingest.memory_store import MemoryStore
 from shared.ingest.pipeline import Pipeline
 from shared.settings import load_settings
 from shared.storage.detection_table import TableDetectionStore
+from shared.storage.guardrail_table import TableGuardrail
 from shared.storage.signin_rows import BUCKETS, MAX_BUCKETS
 from shared.storage.signin_table import TableStore
 from shared.synth.records import BASE_TIME, body
@@ -182,8 +184,8 @@ class MemoryDeadLetter:
 def memory_service() -> IngestService:
     """The function's ingest service, every part in memory: sign-ins, detection state, dead letters; no delivery."""
     settings = load_settings()
-    detection = compose.detector(settings, MemoryDetectionStore())
-    pipeline = Pipeline(MemoryStore(), settings.settle_seconds, observers=[detection])
+    watchers = compose.observers(settings, (MemoryDetectionStore(), MemoryGuardrailStore()))  # as the function
+    pipeline = Pipeline(MemoryStore(), settings.settle_seconds, observers=watchers)
     return IngestService(pipeline, MemoryDeadLetter(), None, budget_seconds=3600.0)
 
 
@@ -242,8 +244,8 @@ def table_run(
         counter = Counter()
         service = TableServiceClient.from_connection_string(server.connection_string, transport=counter)
         store = TableStore(service, prefix="bench", buckets=buckets).ensure()
-        detector = compose.detector(load_settings(), TableDetectionStore(service, "bench"))
-        pipeline = Pipeline(store, 600.0, observers=[detector])
+        stores = (TableDetectionStore(service, "bench"), TableGuardrail(service, "bench"))
+        pipeline = Pipeline(store, 600.0, observers=compose.observers(load_settings(), stores))  # as the function
         pipeline.ingest([])  # create the detection tables before counting
         counter.requests.clear()
         before = server_cpu(server)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.clock import ClockState
@@ -92,6 +92,13 @@ def _odata_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _why(error: BaseException) -> str:
+    """An error as a log line names it: its type, and the HTTP status and service code when it has them."""
+    status = getattr(error, "status_code", None)
+    code = getattr(error, "error_code", None)
+    return " ".join(str(part) for part in (type(error).__name__, status, code) if part)
+
+
 class StoreConflict(RuntimeError):
     """A bucket kept conflicting with other writers; the batch fails and the host retries it."""
 
@@ -109,7 +116,9 @@ class TableStore:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)  # guards the cache
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _clock_etag: str | None = field(default=None, init=False)
-    _acks: dict[str, list[tuple[float, str]]] = field(default_factory=dict, init=False)  # bucket -> (when, row)
+    # bucket -> report row -> when first acknowledged (monotonic): a row acknowledged twice (reported, reopened,
+    # reported again) is deleted once; a transaction may name an entity only once
+    _acks: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
     _clock_refused: bool = field(default=False, init=False)  # the clock row is a newer release's: leave it alone
     _guess_new: bool = field(default=True, init=False)  # an uncached sign-in is probably new: insert without a read
     table: TableClient = field(init=False)
@@ -290,7 +299,7 @@ class TableStore:
     def _settle_bucket(self, bucket: str, cutoff: float, orphaned_before: str | None) -> list[SignIn]:
         """One bucket's due sign-ins claimed, and its orphaned report rows adopted: one query, then transactions."""
         due, orphans = [], []
-        mine = {key for _, key in self._acks.get(bucket, ())}  # reported here, the acknowledgement pending
+        mine = set(self._acks.get(bucket, ()))  # reported here, the acknowledgement pending
         rows = self.table.query_entities(settle_filter(bucket, cutoff, orphaned_before))
         for row in readable_rows(SIGNINS, rows, self.table.table_name, NOT_SETTLED):
             if not row["RowKey"].startswith("r|"):
@@ -308,21 +317,48 @@ class TableStore:
         now = time.monotonic()
         for signin in finals:
             bucket = bucket_of(signin.correlation_id, self.buckets)
-            self._acks.setdefault(bucket, []).append((now, report_row(signin.correlation_id)))
+            self._acks.setdefault(bucket, {}).setdefault(report_row(signin.correlation_id), now)
         self._flush_acks(force=flush)
 
     def _flush_acks(self, force: bool) -> None:
-        """Delete acknowledged report rows, a transaction per bucket, once a bucket has many or old ones."""
+        """Delete acknowledged report rows, a transaction per bucket, once a bucket has many or old ones.
+
+        Never raises: a report row whose delete failed stays pending for the next flush (for up to ORPHAN_AGE,
+        after which any settle adopts the row and reports its sign-in again, as after a restart), so a failed
+        acknowledgement costs at most a second report, never the batches that follow."""
         now = time.monotonic()
         for bucket, pending in list(self._acks.items()):
-            if not force and len(pending) < MAX_OPS // 2 and now - pending[0][0] < ACK_DELAY:
+            if not force and len(pending) < MAX_OPS // 2 and now - min(pending.values()) < ACK_DELAY:
                 continue
-            for start in range(0, len(pending), MAX_OPS):
-                keys = [key for _, key in pending[start : start + MAX_OPS]]
-                if not self._try([("delete", {"PartitionKey": bucket, "RowKey": key}) for key in keys]):
-                    for key in keys:  # one was gone already (another instance adopted and reported it)
-                        self._try([("delete", {"PartitionKey": bucket, "RowKey": key})])
-            del self._acks[bucket]
+            del self._acks[bucket]  # out before any request: a failure below cannot wedge the bucket
+            keys = list(pending)  # each row once (a dict)
+            for start in range(0, len(keys), MAX_OPS):
+                failed = self._delete_reports(bucket, keys[start : start + MAX_OPS])
+                kept = {key: pending[key] for key in failed if now - pending[key] < ORPHAN_AGE}
+                if kept:
+                    self._acks.setdefault(bucket, {}).update(kept)
+
+    def _delete_reports(self, bucket: str, keys: list[str]) -> list[str]:
+        """Delete these report rows (one transaction; row by row when one was gone already, as when another
+        instance adopted and reported it); the keys whose delete failed for another reason."""
+
+        def deletes(chunk: list[str]) -> list[tuple[Any, ...]]:
+            return [("delete", {"PartitionKey": bucket, "RowKey": key}) for key in chunk]
+
+        try:
+            if self._try(deletes(keys)) or len(keys) == 1:
+                return []  # deleted, or the one row was gone already
+        except (AzureError, OSError) as error:
+            log_event("acknowledgement_failed", logging.WARNING, partition=bucket, rows=len(keys), error=_why(error))
+            return keys
+        failed = []
+        for key in keys:
+            try:
+                self._try(deletes([key]))  # False: gone already, which is what was wanted
+            except (AzureError, OSError) as error:
+                log_event("acknowledgement_failed", logging.WARNING, partition=bucket, rows=1, error=_why(error))
+                failed.append(key)
+        return failed
 
     def _adopt(self, bucket: str, orphans: list[dict[str, Any]]) -> list[SignIn]:
         """Report rows nobody acknowledged: take each over (If-Match), then report its sign-in as it is now."""

@@ -133,7 +133,7 @@ class Counts:
             inner = [int(s) for s in _INNER_STATUS.findall(_content(response))]
             failed = [s for s in inner if s >= 300]
             if failed and failed[0] in _CONFLICTS:
-                conflict = f"{_table_of(_text(request.data), request.url)} {failed[0]}"
+                conflict = f"{_table_of(_text(request.data), request.url, batch=True)} {failed[0]}"
             status = failed[0] if failed else status
         elif _lost_race(request, status):
             conflict = f"{_table_of(_text(request.data), request.url)} {status}"
@@ -186,13 +186,30 @@ _STORES = ("signins", "detect", "outbox", "guardrail")
 _TABLES = {name: re.compile(rf"{name}(?=[(?/\s]|$)", re.MULTILINE) for name in _STORES}
 
 
-def _table_of(text: str, url: str) -> str:
-    """Which store lost the race: the sign-in table's clock row, its sign-ins, detection, ... (by table name)."""
+def _table_of(text: str, url: str, batch: bool = False) -> str:
+    """Which store lost the race: the sign-in table's clock row, its sign-ins, detection, ... (by table name). A
+    sign-in table transaction says which of its writes it was (`signins settle`, `signins merge`, ...)."""
     where = (url + "\n" + text).replace("%27", "'")
     for name, pattern in _TABLES.items():
         if pattern.search(where):
-            return "clock" if name == "signins" and _META.search(where) else name
+            if name == "signins" and _META.search(where):
+                return "clock"
+            return f"signins {_signin_write(text)}" if name == "signins" and batch else name
     return "other"
+
+
+_OPERATION = re.compile(r"^(POST|PUT|PATCH|MERGE|DELETE) \S+ HTTP/1\.1", re.MULTILINE)
+
+
+def _signin_write(text: str) -> str:
+    """A sign-in table transaction: a settle's claims (or an adoption: both write report rows), the deletes of
+    acknowledged report rows, retention's deletes, or a merge of requests."""
+    if '"signin_row"' in text:
+        return "settle"
+    operations = _OPERATION.findall(text)
+    if operations and all(o == "DELETE" for o in operations):
+        return "expire" if "f%7C" in text else "ack"
+    return "merge"
 
 
 def count_transport(counts: Counts) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -71,6 +72,7 @@ from .signin_rows import (
     signin_row,
     stored_of,
     time_key,
+    upper_bound,
 )
 
 MAX_ATTEMPTS = 8  # re-read and redo rounds for one bucket before the batch fails (the host retries it)
@@ -121,6 +123,7 @@ class TableStore:
     _acks: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
     _clock_refused: bool = field(default=False, init=False)  # the clock row is a newer release's: leave it alone
     _guess_new: bool = field(default=True, init=False)  # an uncached sign-in is probably new: insert without a read
+    _random: random.Random = field(default_factory=random.Random, init=False, repr=False)  # where a settle starts
     table: TableClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -293,11 +296,16 @@ class TableStore:
             return []
         self._flush_acks(force=False)
         orphaned_before = _odata_time(time.time() - orphan_age) if orphan_age > 0 else None
-        found = self._each(lambda bucket: self._settle_bucket(bucket, cutoff, orphaned_before), self._buckets())
+        found = self._each(lambda bucket: self._settle_bucket(bucket, cutoff, orphaned_before), self._settle_order())
         return sorted((s for finals in found for s in finals), key=lambda s: (s.touched_at, s.correlation_id))
 
     def _settle_bucket(self, bucket: str, cutoff: float, orphaned_before: str | None) -> list[SignIn]:
-        """One bucket's due sign-ins claimed, and its orphaned report rows adopted: one query, then transactions."""
+        """One bucket's due sign-ins claimed, and its orphaned report rows adopted: one query, then transactions.
+
+        A claim transaction that loses a race means another instance is settling this bucket too: what is still
+        due is read again (one query; the rows the other claimed are gone from it) and claimed, instead of
+        trying each row of the lost transaction on its own (mostly 404s). After MAX_ATTEMPTS such rounds the rest
+        stays due for the next settle, by whichever instance."""
         due, orphans = [], []
         mine = set(self._acks.get(bucket, ()))  # reported here, the acknowledgement pending
         rows = self.table.query_entities(settle_filter(bucket, cutoff, orphaned_before))
@@ -306,8 +314,34 @@ class TableStore:
                 due.append(row)
             elif row["RowKey"] not in mine:
                 orphans.append(row)
-        claimed = self._claim(bucket, [r for r in due if read_state(r).touched_at <= cutoff], settle_ops)
+        claimed: list[SignIn] = []
+        for _ in range(MAX_ATTEMPTS):
+            got, lost = self._claim_due(bucket, [r for r in due if read_state(r).touched_at <= cutoff])
+            claimed += got
+            if not lost:
+                break
+            log_event("settle_contended", logging.DEBUG, partition=bucket, claimed=len(got))
+            again = self.table.query_entities(range_filter(bucket, "d|", upper_bound("d", cutoff)))
+            due = readable_rows(SIGNINS, again, self.table.table_name, NOT_SETTLED)
+        self._forget(signin.correlation_id for signin in claimed)
         return claimed + self._adopt(bucket, orphans)
+
+    def _claim_due(self, bucket: str, rows: list[dict[str, Any]]) -> tuple[list[SignIn], bool]:
+        """Claim due rows in transactions until one loses a race: the sign-ins claimed, and whether one lost."""
+        claimed: list[SignIn] = []
+        for made in self._claim_batches(bucket, rows, settle_ops):
+            if not self._try([op for _, ops in made for op in ops]):
+                return claimed, True
+            claimed += [item for item, _ in made]
+        return claimed, False
+
+    def _settle_order(self) -> list[str]:
+        """Every bucket, starting at one drawn for each settle: instances that settle at the same moment begin in
+        different buckets (the workers take them in this order), so the later one mostly finds the due rows the
+        other claimed gone from its query, instead of racing it for them."""
+        buckets = self._buckets()
+        start = self._random.randrange(len(buckets))
+        return buckets[start:] + buckets[:start]
 
     def _buckets(self) -> list[str]:
         return [bucket_name(number) for number in range(self.buckets)]
@@ -384,23 +418,29 @@ class TableStore:
         return adopted
 
     def _claim(self, bucket: str, rows: list[dict[str, Any]], make: Any) -> list[Any]:
-        """Claim rows in transactions (at most MAX_OPS operations and MAX_TX_CHARS of text each); when one loses
-        a race, claim its rows one by one and skip the lost ones."""
+        """Claim rows in transactions; when one loses a race, claim its rows one by one and skip the lost ones."""
         claimed: list[Any] = []
+        for made in self._claim_batches(bucket, rows, make):
+            claimed += self._commit_claims(made)
+        return claimed
+
+    def _claim_batches(
+        self, bucket: str, rows: list[dict[str, Any]], make: Any
+    ) -> Iterator[list[tuple[Any, list[tuple[Any, ...]]]]]:
+        """Each row's claim (`make`), grouped into transactions of at most CLAIMS_PER_TX claims and MAX_TX_CHARS
+        of text."""
         batch: list[tuple[Any, list[tuple[Any, ...]]]] = []
         size = 0
         for row in rows:
             item, ops = make(bucket, row)
             grown = claim_size(ops)
             if batch and (len(batch) >= CLAIMS_PER_TX or size + grown > MAX_TX_CHARS):
-                claimed += self._commit_claims(batch)
+                yield batch
                 batch, size = [], 0
             batch.append((item, ops))
             size += grown
         if batch:
-            claimed += self._commit_claims(batch)
-        self._forget(item.correlation_id for item in claimed if isinstance(item, SignIn))
-        return claimed
+            yield batch
 
     def _commit_claims(self, made: list[tuple[Any, list[tuple[Any, ...]]]]) -> list[Any]:
         if self._try([op for _, ops in made for op in ops]):

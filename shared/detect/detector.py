@@ -96,6 +96,8 @@ class Detector:
         self._silences = silences  # the run-time silences active now (the shell reads them, at most each minute)
         self._live: Sequence[RuntimeSilence] = ()
         self._explain = explain  # the token protection policy change an alert began shortly after (the guardrail)
+        # Each rule's window counts through the batch being evaluated (evaluation.Groups), and the groups it knew.
+        self._windows: dict[str, tuple[Pass, Groups]] = {}
         self._through: float | None = None  # the event clock this instance last evaluated at
 
     def observe(self, batch: Batch) -> list[dict[str, Any]]:
@@ -312,7 +314,7 @@ class Detector:
     def _groups(self, rule: Rule, buckets: Buckets, work: Pass) -> Groups:
         """The rule's window counts through this batch, moved forward minute by minute rather than summed again
         (kept until the next batch: its buckets are new)."""
-        held: dict[str, tuple[Pass, Groups]] = self.__dict__.setdefault("_windows", {})
+        held = self._windows
         found = held.get(rule.name)
         if found is None or found[0] is not work or found[1].buckets is not buckets:
             known = found[1].known if found is not None else None

@@ -39,29 +39,31 @@ class Replay:
     _recent: dict[str, tuple[str, float]] = field(default_factory=dict)  # correlation id -> (verdict, clock)
 
     def run(self, messages: Iterable[Message]) -> Iterator[Outcome]:
-        for outcome, _ in self.steps(messages):
+        """Each step's outcome, accounted; no line is built (the report and the benchmarks need none)."""
+        for batch in batches(messages, self.batch_size):
+            outcome = self.pipeline.ingest(batch)
+            self._account(outcome)
             yield outcome
+        outcome = self.pipeline.drain()
+        self._account(outcome)
+        yield outcome
 
     def steps(self, messages: Iterable[Message]) -> Iterator[tuple[Outcome, list[dict[str, Any]]]]:
         """Each step's outcome with its lines (`Outcome.lines` builds them anew on each read: here, once)."""
-        for batch in batches(messages, self.batch_size):
-            outcome = self.pipeline.ingest(batch)
-            yield outcome, self._account(outcome)
-        outcome = self.pipeline.drain()
-        yield outcome, self._account(outcome)
+        for outcome in self.run(messages):
+            yield outcome, outcome.lines
 
-    def _account(self, outcome: Outcome) -> list[dict[str, Any]]:
+    def _account(self, outcome: Outcome) -> None:
+        """The summary's counts, from the sign-ins declared final and the observers' lines."""
         self.tally.add(outcome.tally)
         self.rejected_by_reason.update(rejection.reason for rejection in outcome.rejections)
         stamp = outcome.clock if outcome.clock is not None else 0.0
-        lines = outcome.lines
-        for line in lines:
-            if line.get("type") == "verdict":
-                self._count(line["correlation_id"], line["verdict"], stamp)
-            elif line.get("type") == "alert":
+        for signin in outcome.finals:
+            self._count(signin.correlation_id, signin.verdict, stamp)
+        for line in outcome.observed:
+            if line.get("type") == "alert":
                 self.alerts[line.get("status", "")] += 1
         self._forget(stamp - REVISION_HORIZON)
-        return lines
 
     def _count(self, correlation_id: str, verdict: str, stamp: float) -> None:
         previous = self._recent.pop(correlation_id, None)

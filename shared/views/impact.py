@@ -91,6 +91,16 @@ def is_expected_unbound(request: Request) -> bool:
     return request.binding == Binding.UNBOUND and expected_reason(request) is not None
 
 
+def results(requests: Iterable[Request]) -> list[tuple[Request, str]]:
+    """Each request that a breakdown counts, with what it counts as (judged once for every breakdown)."""
+    found = []
+    for request in requests:
+        result = "expected_unbound" if is_expected_unbound(request) else outcome(request)
+        if result is not None:
+            found.append((request, result))
+    return found
+
+
 def breakdown(requests: Iterable[Request], key: Callable[[Request], str]) -> list[dict[str, Any]]:
     """Per request, grouped by `key`: allowed, would be blocked, blocked, and expected unbound, apart.
 
@@ -98,13 +108,15 @@ def breakdown(requests: Iterable[Request], key: Callable[[Request], str]) -> lis
     unbound request Token Protection does not cover (browser, unsupported platform) is never 'allowed' or
     a block to fix: it is counted in `expected_unbound`, with or without a policy, so the row's share shows it.
     """
+    return breakdown_of(results(requests), key)
+
+
+def breakdown_of(judged: Iterable[tuple[Request, str]], key: Callable[[Request], str]) -> list[dict[str, Any]]:
+    """`breakdown` over requests already judged by `results`."""
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     users: dict[str, set[str]] = defaultdict(set)
     signins: dict[str, set[str]] = defaultdict(set)
-    for request in requests:
-        result = "expected_unbound" if is_expected_unbound(request) else outcome(request)
-        if result is None:
-            continue
+    for request, result in judged:
         name = key(request)
         rows[name][result] += 1
         if result in ("blocked", "would_block"):

@@ -165,13 +165,14 @@ class Guardrail:
         clock = batch.clock or watch.change.at
         for _ in range(RETRIES):
             trial = Watch.from_data(watch.to_data(), watch.etag)
+            fresh = not (batch.key and batch.key in watch.batches)  # a redelivered batch is counted already
             changed = False
-            if not (batch.key and watch.batches and batch.key in watch.batches):
+            if fresh:
                 changed = bool(batch.key) and trial.apply(("batch", batch.key))
                 changed = any([trial.apply(u) for u in updates]) or changed
             judgement = self._judgement(trial, batch.changes, clock)
             paged = trial.status == PAGED
-            at, shown = self._moment(watch, trial, judgement, updates, clock)
+            at, shown = self._moment(watch, trial, judgement, updates if fresh else [], clock)
             if judgement is not None:
                 trial.apply(("status", judgement.status, at, judgement.cause))
                 shown.apply(("status", judgement.status, at, judgement.cause))

@@ -54,6 +54,12 @@ class ScopeChange:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
 
+    @property
+    def counts(self) -> str:
+        """How many came and went, as "+2 -1"."""
+        signs = (f"+{len(self.added)}" if self.added else "", f"-{len(self.removed)}" if self.removed else "")
+        return " ".join(sign for sign in signs if sign)
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyChange:
@@ -125,7 +131,7 @@ class PolicyChange:
         parts = [f"{_state(self.state_before)} → {_state(self.state_after)}"]
         if self.protection_before != self.protection_after:
             parts = [f"token protection {'added' if self.protection_after else 'removed'}", *parts]
-        parts += [f"{s.what} {_count(s)}" for s in self.scope]
+        parts += [f"{s.what} {s.counts}" for s in self.scope]
         by = f" by {self.actor}" if self.actor else ""
         return f"{self.operation} '{self.policy}'{by}: " + "; ".join(parts)
 
@@ -320,8 +326,3 @@ def _text(value: Any) -> str:
 
 def _state(state: str) -> str:
     return {"report_only": "report-only", "": "none"}.get(state, state)
-
-
-def _count(change: ScopeChange) -> str:
-    signs = (f"+{len(change.added)}" if change.added else "", f"-{len(change.removed)}" if change.removed else "")
-    return " ".join(sign for sign in signs if sign)

@@ -31,7 +31,7 @@ def describe(change: PolicyChange) -> str:
     by = f" by {change.actor}" if change.actor else ""
     text = f"'{change.policy}' was {change.action}{by}"
     if change.action in ("widened", "changed") and change.scope:
-        text += " (" + "; ".join(f"{s.what} {_signs(s.added, s.removed)}" for s in change.scope[:3]) + ")"
+        text += " (" + "; ".join(f"{s.what} {s.counts}" for s in change.scope[:3]) + ")"
     return text
 
 
@@ -40,7 +40,3 @@ def _after(seconds: float) -> str:
     if minutes < 1:
         return "less than a minute"
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
-
-
-def _signs(added: tuple[str, ...], removed: tuple[str, ...]) -> str:
-    return " ".join(p for p in (f"+{len(added)}" if added else "", f"-{len(removed)}" if removed else "") if p)

@@ -256,10 +256,12 @@ def way_back(watch: Watch) -> list[str]:
 
 
 def _scope_text(change: PolicyChange) -> list[str]:
+    """ "apps included +app-1, app-2" per list that changed (the first three values each way)."""
     found = []
     for scope in change.scope:
-        signs = [f"+{', '.join(scope.added[:3])}" if scope.added else "", f"-{', '.join(scope.removed[:3])}"]
-        found.append(f"{scope.what} " + " ".join(s for s in signs if s not in ("", "-")))
+        pairs = (("+", scope.added), ("-", scope.removed))
+        signs = [mark + ", ".join(values[:3]) for mark, values in pairs if values]
+        found.append(f"{scope.what} {' '.join(signs)}")
     return found
 
 

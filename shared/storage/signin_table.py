@@ -105,6 +105,10 @@ class StoreConflict(RuntimeError):
     """A bucket kept conflicting with other writers; the batch fails and the host retries it."""
 
 
+class BucketMismatch(ConfigurationError):
+    """The table's bucket count is not STATE_SIGNIN_BUCKETS: the worker must not start (every batch would fail)."""
+
+
 @dataclass
 class TableStore:
     """SignInStore on Azure Table Storage. One per process; any number of processes may share the tables."""
@@ -137,7 +141,7 @@ class TableStore:
         self.table = open_table(self.service, self.table.table_name)
         problem = buckets_problem(self.buckets, self._table_buckets(), self.table.table_name)
         if problem:
-            raise ConfigurationError(problem)
+            raise BucketMismatch(problem)
         return self
 
     def _table_buckets(self) -> int:

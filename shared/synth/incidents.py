@@ -10,11 +10,10 @@ minutes. It starts at once (a burst) or grows linearly (a ramp), holds, and ends
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 
-from .tenant import OUT_OF_SCOPE, Attempt, Tenant, User
+from .tenant import OUT_OF_SCOPE, Attempt, Tenant, User, poisson
 
 FLOOR = 2.5  # people a minute, at least
 
@@ -73,7 +72,7 @@ class Overlay:
             return []
         rng = random.Random(f"incident-{self.incident.name}-{int(at)}")
         found: list[Attempt] = []
-        for _ in range(_poisson(rng, self.rate * strength)):
+        for _ in range(poisson(rng, self.rate * strength)):
             found += self._person(at, rng)
         return found
 
@@ -114,13 +113,3 @@ def _matches(incident: Incident, attempt: Attempt) -> bool:
     if incident.scope == "code":
         return attempt.code == incident.code
     return True
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean > 50:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count

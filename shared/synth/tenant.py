@@ -224,7 +224,7 @@ class Tenant:
         if datetime.fromtimestamp(at, UTC).weekday() >= 5:
             people, weights = self._weekend_people(int(at // DAY))
         found = []
-        for _ in range(_poisson(rng, self.rate(at)) if people else 0):
+        for _ in range(poisson(rng, self.rate(at)) if people else 0):
             user = people[bisect.bisect(weights, rng.random() * weights[-1])]
             apps = self.uses(user, at)
             if not apps:
@@ -304,7 +304,8 @@ def _cumulative(values: list[float]) -> Iterator[float]:
         yield total
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method; a normal approximation above a mean of 50)."""
     if mean > 50:
         return max(0, round(rng.gauss(mean, math.sqrt(mean))))
     limit, count, product = math.exp(-mean), 0, rng.random()

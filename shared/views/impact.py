@@ -101,18 +101,14 @@ def results(requests: Iterable[Request]) -> list[tuple[Request, str]]:
     return found
 
 
-def breakdown(requests: Iterable[Request], key: Callable[[Request], str]) -> list[dict[str, Any]]:
-    """Per request, grouped by `key`: allowed, would be blocked, blocked, and expected unbound, apart.
+def breakdown(judged: Iterable[tuple[Request, str]], key: Callable[[Request], str]) -> list[dict[str, Any]]:
+    """Per request (as judged by `results`), grouped by `key`: allowed, would be blocked, blocked, and expected
+    unbound, apart.
 
     Requests under a token protection policy count as Microsoft's queries count them, except that an
     unbound request Token Protection does not cover (browser, unsupported platform) is never 'allowed' or
     a block to fix: it is counted in `expected_unbound`, with or without a policy, so the row's share shows it.
     """
-    return breakdown_of(results(requests), key)
-
-
-def breakdown_of(judged: Iterable[tuple[Request, str]], key: Callable[[Request], str]) -> list[dict[str, Any]]:
-    """`breakdown` over requests already judged by `results`."""
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     users: dict[str, set[str]] = defaultdict(set)
     signins: dict[str, set[str]] = defaultdict(set)

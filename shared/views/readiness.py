@@ -30,7 +30,7 @@ from .changes import change_figures, marks
 from .evidence import period_evidence
 from .expected import expected_traffic
 from .hints import policy_hints
-from .impact import BREAKDOWNS, KEYS, breakdown_of, code_table, microsoft_figures, results
+from .impact import BREAKDOWNS, KEYS, breakdown, code_table, microsoft_figures, results
 from .timeline import timeline
 from .users import user_readiness
 from .verdicts import SignInView, period, signin_totals
@@ -127,7 +127,7 @@ def figures(
         "requests": impact,
         "timeline": {**timeline(views, expected_ids), "marks": marks(changes)},
         "policy_changes": change_figures(reqs, changes),
-        "breakdowns": {key: breakdown_of(judged, KEYS[key])[:top] for key in BREAKDOWNS},
+        "breakdowns": {key: breakdown(judged, KEYS[key])[:top] for key in BREAKDOWNS},
         "codes": code_table(reqs),
         "causes": blocking_causes(reqs, impact),
         "users": user_readiness(views, by_signin, expected_ids, limit),
